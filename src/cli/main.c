@@ -1,0 +1,54 @@
+/* main.c — the glassbox command-line tool: dispatch to subcommands. */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void gb_cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("glassbox: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+const char *gb_cli_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        gb_cli_error("option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} commands[] = {
+    {"info", gb_cmd_info, "MODEL                      inputs, outputs, nodes with shapes, params and FLOPs"},
+    {"run", gb_cmd_run, "--model M --input x.npy... --out-dir D   run forward, write every output as .npy"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: glassbox COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nglassbox COMMAND --help shows the options of one command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return GB_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return GB_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    gb_cli_error("unknown command '%s' (glassbox --help lists them)", argv[1]);
+    return GB_EXIT_USAGE;
+}

@@ -1,0 +1,634 @@
+/*
+ * conv.c — Conv and ConvTranspose (ONNX default domain, opsets 1 and 11;
+ * 1-, 2- and 3-D spatial).
+ *
+ * Conv:  X (N, C_in, *in) and W (C_out, C_in/group, *k), optional B (C_out)
+ *        -> Y (N, C_out, *out) with
+ *        Y[n, oc, o] = B[oc] + sum_{ic in group(oc), t} X[n, ic, o*s + t*d - pad_begin] * W[oc, ic', t]
+ *        where positions outside the input read as zero.
+ * ConvTranspose: X (N, C_in, *in), W (C_in, C_out/group, *k), optional B (C_out)
+ *        -> Y (N, C_out, *out): every input pixel i scatters X[n, ic, i] * W[ic, oc', t]
+ *        to output position i*s + t*d - pad_begin (the adjoint of Conv).
+ *
+ * ONNX subtleties handled here:
+ *  - kernel_shape may be absent: it is taken from W's spatial dims (if present
+ *    it must agree with W). strides/dilations default to 1, pads to 0.
+ *  - pads are [x1_begin, x2_begin, ..., x1_end, x2_end, ...]; asymmetric pads
+ *    are supported. pads are ignored when auto_pad is not NOTSET.
+ *  - Conv auto_pad SAME_UPPER / SAME_LOWER (opset 11 wording, which is what
+ *    every runtime also does for opset 1): out = ceil(in / stride), total pad =
+ *    max(0, (out - 1) * stride + (k - 1) * dilation + 1 - in), the odd pixel
+ *    going at the end for SAME_UPPER and at the beginning for SAME_LOWER.
+ *    VALID: no padding, out = floor((in - dk) / stride) + 1.
+ *  - ConvTranspose: out = stride * (in - 1) + output_padding + (k - 1) * dilation
+ *    + 1 - pad_begin - pad_end. With auto_pad SAME_*, out = in * stride and the
+ *    total padding (full size minus out) is split with the odd pixel at the end
+ *    for SAME_UPPER and at the beginning for SAME_LOWER. This is what the ONNX
+ *    1.12 backend data (test_convtranspose_autopad_same, opset 11) expects; the
+ *    opset-1 and opset-11 docs state the split in opposite ways.
+ *  - ConvTranspose output_shape (spatial dims, or N, C and spatial dims): pads
+ *    are then derived from total = full - output_shape, split as above (NOTSET:
+ *    odd pixel at the end, as onnxruntime does). A negative total (output_shape
+ *    larger than the full result) is clamped to 0: the extra output positions
+ *    at the end receive no contribution and hold only the bias.
+ *  - group: C_in and C_out are split into `group` equal parts; group == C_in
+ *    with C_out a multiple of C_in is the depthwise case (direct loop below).
+ *
+ * Kernels. Conv uses im2col + SGEMM per (batch item, group) over tiles of
+ * output rows (so the column buffer stays a few MB even for 224x224 inputs);
+ * 1x1 stride-1 unpadded convs run SGEMM directly on the input; for N > 1 with
+ * a small output plane several batch items are laid side by side in one
+ * column buffer and multiplied by one larger GEMM; depthwise convs use a
+ * direct loop parallel over channels. ConvTranspose is SGEMM (W^T X) + col2im.
+ * im2col / col2im are parallel over rows with OpenMP; SGEMM is never called
+ * inside a parallel region (OpenBLAS threads itself).
+ */
+#include "ops/util.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONV_MAX_SP 3 /* spatial dims supported (Conv1d .. Conv3d) */
+
+/* Tiling and batching knobs (columns of the GEMM's B matrix), measured on a
+ * 2-core Zen3 with OpenBLAS: see the report in the commit adding this file. */
+#define CONV_TILE_COLS 4096  /* output positions per im2col tile */
+#define CONV_BATCH_COLS 1024 /* below this output plane size, batch items */
+
+typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } conv_autopad;
+
+typedef struct {
+    bool transpose;
+    int64_t group;
+    conv_autopad auto_pad;
+    int n_kernel, n_strides, n_dil, n_pads, n_outpad, n_outshape; /* -1: absent */
+    int64_t kernel[CONV_MAX_SP], strides[CONV_MAX_SP], dil[CONV_MAX_SP];
+    int64_t pads[2 * CONV_MAX_SP], outpad[CONV_MAX_SP], outshape[CONV_MAX_SP + 2];
+} conv_params;
+
+/* Everything a kernel needs, with 1-D and 2-D problems padded to 3-D by
+ * leading spatial dims of size 1 (kernel 1, stride 1, dilation 1, pad 0), so
+ * one loop nest serves all ranks. For Conv, x_sp is the input and y_sp the
+ * output plane; for ConvTranspose likewise (x is the small side there). */
+typedef struct {
+    int n_sp;                       /* spatial rank of the ONNX tensors, 1..3 */
+    int64_t n, c_in, c_out, group;
+    int64_t x_sp[3], y_sp[3], k[3], s[3], d[3], pb[3], pe[3];
+} conv_geom;
+
+/* ---- init --------------------------------------------------------------- */
+
+static gb_status read_ints(gb_ctx *ctx, const gb__node *n, const char *name, int64_t *out,
+                           int cap, int *len) {
+    *len = gb__attr_ints(n, name, out, cap);
+    if (*len > cap)
+        return gb__err(ctx, GB_ERR_UNSUPPORTED,
+                       "%s (%s): attribute %s has %d values; at most %d spatial dims are supported",
+                       n->name, n->op_type, name, *len, CONV_MAX_SP);
+    return GB_OK;
+}
+
+static gb_status conv_init_common(gb_ctx *ctx, gb__node *n, bool transpose) {
+    gb_status st = gb__check_arity(ctx, n, 2, 3, 1, 1);
+    if (st != GB_OK) return st;
+    conv_params *p = calloc(1, sizeof *p);
+    if (!p) return gb__err(ctx, GB_ERR_NOMEM, "%s (%s): out of memory", n->name, n->op_type);
+    n->params = p;
+    p->transpose = transpose;
+    p->group = gb__attr_int(n, "group", 1);
+    if (p->group < 1)
+        return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): group %lld must be >= 1", n->name,
+                       n->op_type, (long long)p->group);
+    const char *ap = gb__attr_str(n, "auto_pad", "NOTSET");
+    if (strcmp(ap, "NOTSET") == 0) p->auto_pad = PAD_NOTSET;
+    else if (strcmp(ap, "SAME_UPPER") == 0) p->auto_pad = PAD_SAME_UPPER;
+    else if (strcmp(ap, "SAME_LOWER") == 0) p->auto_pad = PAD_SAME_LOWER;
+    else if (strcmp(ap, "VALID") == 0) p->auto_pad = PAD_VALID;
+    else
+        return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): unsupported auto_pad '%s'", n->name,
+                       n->op_type, ap);
+    if ((st = read_ints(ctx, n, "kernel_shape", p->kernel, CONV_MAX_SP, &p->n_kernel)) ||
+        (st = read_ints(ctx, n, "strides", p->strides, CONV_MAX_SP, &p->n_strides)) ||
+        (st = read_ints(ctx, n, "dilations", p->dil, CONV_MAX_SP, &p->n_dil)) ||
+        (st = read_ints(ctx, n, "pads", p->pads, 2 * CONV_MAX_SP, &p->n_pads)))
+        return st;
+    p->n_outpad = p->n_outshape = -1;
+    if (transpose) {
+        if ((st = read_ints(ctx, n, "output_padding", p->outpad, CONV_MAX_SP, &p->n_outpad)) ||
+            (st = read_ints(ctx, n, "output_shape", p->outshape, CONV_MAX_SP + 2,
+                            &p->n_outshape)))
+            return st;
+    }
+    for (int i = 0; i < p->n_strides; i++)
+        if (p->strides[i] < 1)
+            return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): strides must be >= 1", n->name,
+                           n->op_type);
+    for (int i = 0; i < p->n_dil; i++)
+        if (p->dil[i] < 1)
+            return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): dilations must be >= 1", n->name,
+                           n->op_type);
+    for (int i = 0; i < p->n_kernel; i++)
+        if (p->kernel[i] < 1)
+            return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): kernel_shape must be >= 1", n->name,
+                           n->op_type);
+    for (int i = 0; i < p->n_pads; i++)
+        if (p->pads[i] < 0)
+            return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): negative pads are not supported",
+                           n->name, n->op_type);
+    for (int i = 0; i < p->n_outpad; i++)
+        if (p->outpad[i] < 0)
+            return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): output_padding must be >= 0", n->name,
+                           n->op_type);
+    return GB_OK;
+}
+
+static gb_status conv_init(gb_ctx *ctx, gb__node *n) { return conv_init_common(ctx, n, false); }
+static gb_status convt_init(gb_ctx *ctx, gb__node *n) { return conv_init_common(ctx, n, true); }
+
+/* ---- geometry (shared by infer and forward) ------------------------------- */
+
+/* Check the attribute lengths against the spatial rank r. */
+static gb_status check_len(gb_ctx *ctx, const gb__node *n, const char *name, int len, int want,
+                           int want2) {
+    if (len >= 0 && len != want && len != want2)
+        return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): attribute %s has %d values, expected %d",
+                       n->name, n->op_type, name, len, want);
+    return GB_OK;
+}
+
+/* Derive shapes and paddings from the input shapes and attributes. ctx may be
+ * NULL (forward re-derives what infer already validated). */
+static gb_status conv_geometry(gb_ctx *ctx, const gb__node *n, const gb_tensor *const *in,
+                               conv_geom *g) {
+    const conv_params *p = n->params;
+    const gb_tensor *x = in[0], *w = in[1];
+    const gb_tensor *b = n->n_in > 2 && in[2] ? in[2] : NULL;
+    char xs[96], ws[96];
+    gb_shape_str(x->ndim, x->dims, xs, sizeof xs);
+    gb_shape_str(w->ndim, w->dims, ws, sizeof ws);
+    if (x->dtype != GB_DTYPE_F32 || w->dtype != GB_DTYPE_F32 || (b && b->dtype != GB_DTYPE_F32))
+        return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): only float32 inputs are supported",
+                       n->name, n->op_type);
+    if (x->ndim < 3 || x->ndim > 2 + CONV_MAX_SP)
+        return gb__err(ctx, GB_ERR_UNSUPPORTED,
+                       "%s (%s): X has shape %s; 1 to %d spatial dims are supported", n->name,
+                       n->op_type, xs, CONV_MAX_SP);
+    if (w->ndim != x->ndim)
+        return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): W %s and X %s differ in rank", n->name,
+                       n->op_type, ws, xs);
+    const int r = x->ndim - 2, off = 3 - r;
+    gb_status st;
+    if ((st = check_len(ctx, n, "kernel_shape", p->n_kernel, r, r)) ||
+        (st = check_len(ctx, n, "strides", p->n_strides, r, r)) ||
+        (st = check_len(ctx, n, "dilations", p->n_dil, r, r)) ||
+        (st = check_len(ctx, n, "pads", p->n_pads, 2 * r, 2 * r)) ||
+        (st = check_len(ctx, n, "output_padding", p->n_outpad, r, r)) ||
+        (st = check_len(ctx, n, "output_shape", p->n_outshape, r, r + 2)))
+        return st;
+
+    memset(g, 0, sizeof *g);
+    g->n_sp = r;
+    g->n = x->dims[0];
+    g->c_in = x->dims[1];
+    g->group = p->group;
+    if (g->c_in % g->group != 0)
+        return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): X %s: %lld channels not divisible by group %lld",
+                       n->name, n->op_type, xs, (long long)g->c_in, (long long)g->group);
+    if (!p->transpose) {
+        /* W (C_out, C_in/group, *k) */
+        if (w->dims[1] != g->c_in / g->group || w->dims[0] % g->group != 0)
+            return gb__err(ctx, GB_ERR_SHAPE,
+                           "%s (%s): W %s does not fit X %s with group %lld (want (C_out, %lld, ...) "
+                           "with C_out divisible by group)",
+                           n->name, n->op_type, ws, xs, (long long)g->group,
+                           (long long)(g->c_in / g->group));
+        g->c_out = w->dims[0];
+    } else {
+        /* W (C_in, C_out/group, *k) */
+        if (w->dims[0] != g->c_in)
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): W %s does not fit X %s (want (%lld, ...))",
+                           n->name, n->op_type, ws, xs, (long long)g->c_in);
+        g->c_out = w->dims[1] * g->group;
+    }
+    if (b && (b->ndim != 1 || b->dims[0] != g->c_out)) {
+        char bs[96];
+        gb_shape_str(b->ndim, b->dims, bs, sizeof bs);
+        return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): B has shape %s, expected %lld", n->name,
+                       n->op_type, bs, (long long)g->c_out);
+    }
+
+    for (int i = 0; i < 3; i++) {
+        g->x_sp[i] = g->y_sp[i] = g->k[i] = g->s[i] = g->d[i] = 1;
+        g->pb[i] = g->pe[i] = 0;
+    }
+    for (int i = 0; i < r; i++) {
+        const int a = off + i;
+        const int64_t in_sz = x->dims[2 + i];
+        const int64_t k = w->dims[2 + i];
+        if (in_sz < 1 || k < 1)
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): empty spatial dim in X %s or W %s",
+                           n->name, n->op_type, xs, ws);
+        if (p->n_kernel >= 0 && p->kernel[i] != k)
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): kernel_shape[%d] = %lld but W is %s",
+                           n->name, n->op_type, i, (long long)p->kernel[i], ws);
+        const int64_t s = p->n_strides >= 0 ? p->strides[i] : 1;
+        const int64_t d = p->n_dil >= 0 ? p->dil[i] : 1;
+        const int64_t dk = (k - 1) * d + 1; /* extent of the dilated kernel */
+        int64_t pb = p->n_pads >= 0 ? p->pads[i] : 0;
+        int64_t pe = p->n_pads >= 0 ? p->pads[r + i] : 0;
+        int64_t out;
+        if (!p->transpose) {
+            if (p->auto_pad == PAD_SAME_UPPER || p->auto_pad == PAD_SAME_LOWER) {
+                out = (in_sz + s - 1) / s;
+                int64_t total = (out - 1) * s + dk - in_sz;
+                if (total < 0) total = 0;
+                pb = p->auto_pad == PAD_SAME_UPPER ? total / 2 : total - total / 2;
+                pe = total - pb;
+            } else {
+                if (p->auto_pad == PAD_VALID) pb = pe = 0;
+                if (in_sz + pb + pe < dk)
+                    return gb__err(ctx, GB_ERR_SHAPE,
+                                   "%s (%s): dilated kernel %lld larger than padded input %lld "
+                                   "(X %s, W %s)",
+                                   n->name, n->op_type, (long long)dk,
+                                   (long long)(in_sz + pb + pe), xs, ws);
+                out = (in_sz + pb + pe - dk) / s + 1;
+            }
+        } else {
+            const int64_t op = p->n_outpad >= 0 ? p->outpad[i] : 0;
+            const int64_t full = s * (in_sz - 1) + op + dk;
+            bool derive = false;
+            if (p->n_outshape >= 0) {
+                out = p->outshape[p->n_outshape == r ? i : 2 + i];
+                derive = true;
+            } else if (p->auto_pad == PAD_SAME_UPPER || p->auto_pad == PAD_SAME_LOWER) {
+                out = in_sz * s;
+                derive = true;
+            } else {
+                if (p->auto_pad == PAD_VALID) pb = pe = 0;
+                out = full - pb - pe;
+            }
+            if (derive) {
+                int64_t total = full - out;
+                if (total < 0) total = 0;
+                pb = p->auto_pad == PAD_SAME_LOWER ? total - total / 2 : total / 2;
+                pe = total - pb;
+            }
+        }
+        if (out < 1)
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): output size %lld along spatial axis %d "
+                           "(X %s, W %s)",
+                           n->name, n->op_type, (long long)out, i, xs, ws);
+        g->x_sp[a] = in_sz;
+        g->y_sp[a] = out;
+        g->k[a] = k;
+        g->s[a] = s;
+        g->d[a] = d;
+        g->pb[a] = pb;
+        g->pe[a] = pe;
+    }
+    return GB_OK;
+}
+
+static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
+
+static bool is_depthwise(const conv_geom *g) {
+    return g->group > 1 && g->group == g->c_in && g->c_out % g->c_in == 0;
+}
+
+/* 1x1 kernel, stride 1, no padding: the input plane is already the column
+ * matrix. */
+static bool is_pointwise(const conv_geom *g) {
+    for (int i = 0; i < 3; i++)
+        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) return false;
+    return true;
+}
+
+/* Conv tiling plan: `items` batch items side by side (small output planes),
+ * or one item in tiles of `rows` output rows (rows of the flattened (D, H)
+ * plane, each W wide). */
+typedef struct {
+    int64_t items, rows, cols; /* cols: GEMM N per tile = items * rows * W */
+    bool direct;               /* GEMM straight on X (pointwise, items == 1) */
+} conv_plan;
+
+static conv_plan plan_conv(const conv_geom *g) {
+    conv_plan pl;
+    const int64_t yhw = prod3(g->y_sp), nrows = g->y_sp[0] * g->y_sp[1], ow = g->y_sp[2];
+    if (g->n > 1 && yhw < CONV_BATCH_COLS) {
+        pl.items = (CONV_BATCH_COLS + yhw - 1) / yhw;
+        if (pl.items > g->n) pl.items = g->n;
+        pl.rows = nrows;
+    } else {
+        pl.items = 1;
+        pl.rows = CONV_TILE_COLS / ow;
+        if (pl.rows < 1) pl.rows = 1;
+        if (pl.rows > nrows) pl.rows = nrows;
+    }
+    pl.direct = pl.items == 1 && is_pointwise(g);
+    if (pl.direct) pl.rows = nrows; /* no buffer: one GEMM over the plane */
+    pl.cols = pl.items * pl.rows * ow;
+    return pl;
+}
+
+/* Scratch floats forward needs. */
+static int64_t conv_ws_floats(const conv_geom *g) {
+    const int64_t kg = g->c_in / g->group * prod3(g->k), mg = g->c_out / g->group;
+    if (g->n == 0 || is_depthwise(g)) return 0;
+    conv_plan pl = plan_conv(g);
+    if (pl.direct) return 0;
+    /* column buffer (kg, cols), plus (mg, cols) GEMM output when batching */
+    return kg * pl.cols + (pl.items > 1 ? mg * pl.cols : 0);
+}
+
+static int64_t convt_ws_floats(const conv_geom *g) {
+    /* columns (C_out/group * prod(k), prod(x_sp)) for col2im */
+    return g->c_out / g->group * prod3(g->k) * prod3(g->x_sp);
+}
+
+/* ---- infer -------------------------------------------------------------- */
+
+static gb_status conv_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in,
+                            gb_tensor **out, size_t *ws_bytes, double *flops) {
+    const conv_params *p = n->params;
+    conv_geom g;
+    gb_status st = conv_geometry(ctx, n, (const gb_tensor *const *)in, &g);
+    if (st != GB_OK) return st;
+    int64_t dims[2 + CONV_MAX_SP];
+    dims[0] = g.n;
+    dims[1] = g.c_out;
+    for (int i = 0; i < g.n_sp; i++) dims[2 + i] = g.y_sp[3 - g.n_sp + i];
+    gb__set_shape(out[0], GB_DTYPE_F32, 2 + g.n_sp, dims);
+
+    const int64_t kvol = prod3(g.k);
+    int64_t ws;
+    if (!p->transpose) {
+        ws = conv_ws_floats(&g);
+        /* 2 * N * C_out * prod(out) * (C_in/group) * prod(k) */
+        *flops = 2.0 * (double)g.n * (double)g.c_out * (double)prod3(g.y_sp) *
+                 (double)(g.c_in / g.group) * (double)kvol;
+    } else {
+        ws = convt_ws_floats(&g);
+        /* every input pixel meets (C_out/group) * prod(k) weights */
+        *flops = 2.0 * (double)g.n * (double)g.c_in * (double)prod3(g.x_sp) *
+                 (double)(g.c_out / g.group) * (double)kvol;
+    }
+    size_t bytes = (size_t)ws * sizeof(float);
+    if (bytes > *ws_bytes) *ws_bytes = bytes;
+    return GB_OK;
+}
+
+/* ---- kernels ------------------------------------------------------------- */
+
+/* The iterations t in [0, n) whose position t * s + off lands in [0, limit)
+ * form one range [*lo, *hi) (empty if *lo == *hi). */
+static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t *lo,
+                      int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = limit - 1 - off < 0 ? 0 : (limit - 1 - off) / s + 1;
+    if (a > n) a = n;
+    if (b > n) b = n;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* im2col for one batch item and one group, output rows [r0, r1) of the
+ * flattened (D_out, H_out) plane:
+ *   col[(c, kz, ky, kx), j] = X[c, oz*sz + kz*dz - pbz, oy*sy + ky*dy - pby, ox*sx + kx*dx - pbx]
+ * for j = (rr - r0) * W_out + ox, zero where the position falls in the padding.
+ * x: (cg, D_in, H_in, W_in); col: (cg * prod(k), ldc) row-major. */
+static void im2col(float *col, int64_t ldc, const float *x, int64_t cg, const conv_geom *g,
+                   int64_t r0, int64_t r1, int nt) {
+    const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
+    const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
+    const int64_t oh = g->y_sp[1], ow = g->y_sp[2];
+    const int64_t rows = cg * kvol;
+#pragma omp parallel for num_threads(nt) schedule(static) if (rows * (r1 - r0) * ow > GB_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t c = r / kvol, t = r % kvol;
+        const int64_t kz = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
+        const int64_t offz = kz * g->d[0] - g->pb[0], offy = ky * g->d[1] - g->pb[1],
+                      offx = kx * g->d[2] - g->pb[2];
+        const float *xc = x + c * ihw;
+        float *dst = col + r * ldc;
+        int64_t x0, x1;
+        tap_range(ow, g->s[2], offx, iw, &x0, &x1);
+        for (int64_t rr = r0; rr < r1; rr++, dst += ow) {
+            const int64_t oz = rr / oh, oy = rr % oh;
+            const int64_t iz = oz * g->s[0] + offz, iy = oy * g->s[1] + offy;
+            if (iz < 0 || iz >= id || iy < 0 || iy >= ih || x0 == x1) {
+                memset(dst, 0, (size_t)ow * sizeof *dst);
+                continue;
+            }
+            const float *src = xc + (iz * ih + iy) * iw;
+            if (x0 > 0) memset(dst, 0, (size_t)x0 * sizeof *dst);
+            if (g->s[2] == 1) {
+                memcpy(dst + x0, src + x0 + offx, (size_t)(x1 - x0) * sizeof *dst);
+            } else {
+                const int64_t sx = g->s[2];
+                for (int64_t ox = x0; ox < x1; ox++) dst[ox] = src[ox * sx + offx];
+            }
+            if (x1 < ow) memset(dst + x1, 0, (size_t)(ow - x1) * sizeof *dst);
+        }
+    }
+}
+
+/* col2im for one batch item and one group (ConvTranspose): scatter-add
+ *   Y[oc, iz*sz + kz*dz - pbz, iy*sy + ky*dy - pby, ix*sx + kx*dx - pbx] += col[(oc, kz, ky, kx), (iz, iy, ix)]
+ * dropping positions outside Y. Parallel over output channels, which own
+ * disjoint planes of Y. col: (mg * prod(k), prod(x_sp)); y: (mg, *y_sp). */
+static void col2im(float *y, const float *col, int64_t mg, const conv_geom *g, int nt) {
+    const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
+    const int64_t xd = g->x_sp[0], xh = g->x_sp[1], xw = g->x_sp[2], xhw = xd * xh * xw;
+    const int64_t yd = g->y_sp[0], yh = g->y_sp[1], yw = g->y_sp[2], yhw = yd * yh * yw;
+#pragma omp parallel for num_threads(nt) schedule(static) if (mg * kvol * xhw > GB_PAR_MIN)
+    for (int64_t oc = 0; oc < mg; oc++) {
+        float *yc = y + oc * yhw;
+        for (int64_t t = 0; t < kvol; t++) {
+            const int64_t kz = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
+            const int64_t offz = kz * g->d[0] - g->pb[0], offy = ky * g->d[1] - g->pb[1],
+                          offx = kx * g->d[2] - g->pb[2];
+            const float *src = col + (oc * kvol + t) * xhw;
+            int64_t z0, z1, y0, y1, x0, x1;
+            tap_range(xd, g->s[0], offz, yd, &z0, &z1);
+            tap_range(xh, g->s[1], offy, yh, &y0, &y1);
+            tap_range(xw, g->s[2], offx, yw, &x0, &x1);
+            const int64_t sx = g->s[2];
+            for (int64_t iz = z0; iz < z1; iz++)
+                for (int64_t iy = y0; iy < y1; iy++) {
+                    const float *crow = src + (iz * xh + iy) * xw;
+                    float *yrow = yc + ((iz * g->s[0] + offz) * yh + iy * g->s[1] + offy) * yw + offx;
+                    for (int64_t ix = x0; ix < x1; ix++) yrow[ix * sx] += crow[ix];
+                }
+        }
+    }
+}
+
+/* Depthwise conv (group == C_in, C_out = C_in * mult): a direct loop, parallel
+ * over (n, oc). For every output row, each kernel tap adds a shifted input
+ * row times one weight; with stride 1 the inner loop is a contiguous axpy.
+ * y: (N, C_out, *y_sp), x: (N, C_in, *x_sp), w: (C_out, 1, *k), b: (C_out) or NULL. */
+static void depthwise_forward(float *y, const float *x, const float *w, const float *b,
+                              const conv_geom *g, int nt) {
+    const int64_t mult = g->c_out / g->c_in;
+    const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
+    const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
+    const int64_t od = g->y_sp[0], oh = g->y_sp[1], ow = g->y_sp[2], ohw = od * oh * ow;
+    const int64_t planes = g->n * g->c_out;
+#pragma omp parallel for num_threads(nt) schedule(static) if (planes * ohw * kvol > GB_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const int64_t bi = pl / g->c_out, oc = pl % g->c_out, ic = oc / mult;
+        const float *xc = x + (bi * g->c_in + ic) * ihw;
+        const float *wc = w + oc * kvol;
+        float *yc = y + pl * ohw;
+        const float bias = b ? b[oc] : 0.0f;
+        for (int64_t oz = 0; oz < od; oz++)
+            for (int64_t oy = 0; oy < oh; oy++) {
+                float *yrow = yc + (oz * oh + oy) * ow;
+                for (int64_t ox = 0; ox < ow; ox++) yrow[ox] = bias;
+                for (int64_t kz = 0; kz < kd; kz++) {
+                    const int64_t iz = oz * g->s[0] + kz * g->d[0] - g->pb[0];
+                    if (iz < 0 || iz >= id) continue;
+                    for (int64_t ky = 0; ky < kh; ky++) {
+                        const int64_t iy = oy * g->s[1] + ky * g->d[1] - g->pb[1];
+                        if (iy < 0 || iy >= ih) continue;
+                        const float *xrow = xc + (iz * ih + iy) * iw;
+                        for (int64_t kx = 0; kx < kw; kx++) {
+                            const float wv = wc[(kz * kh + ky) * kw + kx];
+                            const int64_t off = kx * g->d[2] - g->pb[2];
+                            int64_t x0, x1;
+                            tap_range(ow, g->s[2], off, iw, &x0, &x1);
+                            if (g->s[2] == 1) {
+                                const float *xs = xrow + off;
+#pragma omp simd
+                                for (int64_t ox = x0; ox < x1; ox++) yrow[ox] += wv * xs[ox];
+                            } else {
+                                const int64_t sx = g->s[2];
+                                for (int64_t ox = x0; ox < x1; ox++)
+                                    yrow[ox] += wv * xrow[ox * sx + off];
+                            }
+                        }
+                    }
+                }
+            }
+    }
+}
+
+/* Fill `rows` rows of length len with the bias of channels c0.. (0 if none). */
+static void fill_bias(float *y, const float *b, int64_t c0, int64_t rows, int64_t len, int nt) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (rows * len > GB_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        const float v = b ? b[c0 + r] : 0.0f;
+        float *row = y + r * len;
+        for (int64_t j = 0; j < len; j++) row[j] = v;
+    }
+}
+
+/* ---- forward ------------------------------------------------------------- */
+
+static gb_status conv_forward(const gb__node *n, const gb_tensor *const *in,
+                              gb_tensor *const *out, const gb__exec *ex) {
+    conv_geom g;
+    if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
+    const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]);
+    const float *b = n->n_in > 2 && in[2] ? GB_CF32(in[2]) : NULL;
+    float *y = GB_F32(out[0]);
+    const int nt = ex->n_threads;
+    if (g.n == 0) return GB_OK;
+    if (is_depthwise(&g)) {
+        depthwise_forward(y, x, w, b, &g, nt);
+        return GB_OK;
+    }
+    if ((size_t)conv_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
+
+    const int64_t cg = g.c_in / g.group, mg = g.c_out / g.group;
+    const int64_t kg = cg * prod3(g.k);
+    const int64_t xhw = prod3(g.x_sp), yhw = prod3(g.y_sp), ow = g.y_sp[2];
+    const int64_t nrows = g.y_sp[0] * g.y_sp[1];
+    const conv_plan pl = plan_conv(&g);
+    float *col = ex->ws;
+
+    for (int64_t b0 = 0; b0 < g.n; b0 += pl.items) {
+        const int64_t items = g.n - b0 < pl.items ? g.n - b0 : pl.items;
+        for (int64_t gi = 0; gi < g.group; gi++) {
+            const float *wg = w + gi * mg * kg; /* (mg, kg) */
+            if (pl.items == 1) {
+                /* Y_g (mg, yhw) = W_g (mg, kg) * col (kg, yhw), one row tile at a time. */
+                const float *xg = x + (b0 * g.c_in + gi * cg) * xhw;
+                float *yg = y + (b0 * g.c_out + gi * mg) * yhw;
+                fill_bias(yg, b, gi * mg, mg, yhw, nt);
+                for (int64_t r0 = 0; r0 < nrows; r0 += pl.rows) {
+                    const int64_t r1 = r0 + pl.rows < nrows ? r0 + pl.rows : nrows;
+                    const int64_t cols = (r1 - r0) * ow;
+                    const float *bm = xg;
+                    int64_t ldb = yhw;
+                    if (!pl.direct) {
+                        im2col(col, cols, xg, cg, &g, r0, r1, nt);
+                        bm = col;
+                        ldb = cols;
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)cols,
+                                (int)kg, 1.0f, wg, (int)kg, bm, (int)ldb, 1.0f,
+                                yg + r0 * ow, (int)yhw);
+                }
+            } else {
+                /* Several items side by side: col (kg, items * yhw), one GEMM
+                 * into tmp (mg, items * yhw), then scatter to (N, C_out, yhw). */
+                const int64_t cols = items * yhw;
+                float *tmp = col + kg * pl.cols;
+                for (int64_t j = 0; j < items; j++)
+                    im2col(col + j * yhw, cols, x + ((b0 + j) * g.c_in + gi * cg) * xhw, cg, &g,
+                           0, nrows, nt);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)cols, (int)kg,
+                            1.0f, wg, (int)kg, col, (int)cols, 0.0f, tmp, (int)cols);
+#pragma omp parallel for num_threads(nt) schedule(static) if (mg * cols > GB_PAR_MIN)
+                for (int64_t r = 0; r < mg * items; r++) {
+                    const int64_t oc = r / items, j = r % items;
+                    const float v = b ? b[gi * mg + oc] : 0.0f;
+                    const float *src = tmp + oc * cols + j * yhw;
+                    float *dst = y + ((b0 + j) * g.c_out + gi * mg + oc) * yhw;
+                    for (int64_t q = 0; q < yhw; q++) dst[q] = src[q] + v;
+                }
+            }
+        }
+    }
+    return GB_OK;
+}
+
+static gb_status convt_forward(const gb__node *n, const gb_tensor *const *in,
+                               gb_tensor *const *out, const gb__exec *ex) {
+    conv_geom g;
+    if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
+    const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]);
+    const float *b = n->n_in > 2 && in[2] ? GB_CF32(in[2]) : NULL;
+    float *y = GB_F32(out[0]);
+    const int nt = ex->n_threads;
+    if ((size_t)convt_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
+
+    const int64_t cg = g.c_in / g.group, mg = g.c_out / g.group, kvol = prod3(g.k);
+    const int64_t xhw = prod3(g.x_sp), yhw = prod3(g.y_sp);
+    float *col = ex->ws;
+    for (int64_t bi = 0; bi < g.n; bi++)
+        for (int64_t gi = 0; gi < g.group; gi++) {
+            const float *xg = x + (bi * g.c_in + gi * cg) * xhw; /* (cg, xhw) */
+            const float *wg = w + gi * cg * mg * kvol;          /* (cg, mg * kvol) */
+            float *yg = y + (bi * g.c_out + gi * mg) * yhw;     /* (mg, yhw) */
+            fill_bias(yg, b, gi * mg, mg, yhw, nt);
+            /* col (mg * kvol, xhw) = W_g^T * X_g */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(mg * kvol), (int)xhw,
+                        (int)cg, 1.0f, wg, (int)(mg * kvol), xg, (int)xhw, 0.0f, col, (int)xhw);
+            col2im(yg, col, mg, &g, nt);
+        }
+    return GB_OK;
+}
+
+/* ---- registration -------------------------------------------------------- */
+
+const gb__op gb__op_Conv = {
+    .name = "Conv", .init = conv_init, .infer = conv_infer, .forward = conv_forward};
+const gb__op gb__op_ConvTranspose = {
+    .name = "ConvTranspose", .init = convt_init, .infer = conv_infer, .forward = convt_forward};
+
+const gb__op *const gb__ops_conv[] = {&gb__op_Conv, &gb__op_ConvTranspose, NULL};

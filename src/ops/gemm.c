@@ -1,0 +1,261 @@
+/*
+ * gemm.c — matrix products (float32) through OpenBLAS cblas_sgemm:
+ *   Gemm:   Y (M, N) = alpha * A' (M, K) * B' (K, N) + beta * C
+ *   MatMul: numpy.matmul
+ *
+ * Gemm (ONNX Gemm-6/7/9/11/13):
+ * - A' = transpose(A) if transA, B' = transpose(B) if transB; A and B are 2-D.
+ * - C broadcasts unidirectionally to (M, N) (opset >= 7; opset 6 used a
+ *   `broadcast` flag, ignored here since unidirectional broadcasting is a
+ *   superset of both of its settings). C is optional from opset 11; earlier
+ *   models always pass it, and we accept its absence at any opset.
+ * - beta == 0 skips C entirely (as BLAS does), so a C of NaN/inf is not read.
+ *
+ * MatMul (ONNX MatMul-1/9/13, numpy.matmul semantics):
+ * - a 1-D A of shape (K) is treated as (1, K) and the 1 removed from the
+ *   result; a 1-D B of shape (K) as (K, 1), likewise removed;
+ * - leading "batch" dims (all but the last two) broadcast NumPy-style;
+ *   each output matrix is one sgemm. When B has no batch and A is not
+ *   broadcast, the batch folds into M: one (batch*M, K) x (K, N) product,
+ *   the common case of a Linear layer on a (B, T, C) input.
+ *
+ * OpenBLAS threads itself (pthread build; the engine sets its thread count),
+ * so no sgemm call is made inside an OpenMP region; the batch loop is serial.
+ */
+#include "ops/util.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
+
+/* ---- Gemm ------------------------------------------------------------------- */
+
+typedef struct {
+    float alpha, beta;
+    int trans_a, trans_b;
+} gemm_params;
+
+static gb_status Gemm_init(gb_ctx *ctx, gb__node *n) {
+    gb_status st = gb__check_arity(ctx, n, 2, 3, 1, 1);
+    if (st) return st;
+    gemm_params *p = calloc(1, sizeof *p);
+    if (!p) return gb__err(ctx, GB_ERR_NOMEM, "%s (%s): out of memory", n->name, n->op_type);
+    p->alpha = gb__attr_float(n, "alpha", 1.0f);
+    p->beta = gb__attr_float(n, "beta", 1.0f);
+    p->trans_a = gb__attr_int(n, "transA", 0) != 0;
+    p->trans_b = gb__attr_int(n, "transB", 0) != 0;
+    n->params = p;
+    return GB_OK;
+}
+
+/* The optional C input, or NULL. */
+static const gb_tensor *gemm_c(const gb__node *n, const gb_tensor *const *in) {
+    return n->n_in > 2 && n->in[2] >= 0 ? in[2] : NULL;
+}
+
+static gb_status Gemm_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in,
+                            gb_tensor **out, size_t *ws_bytes, double *flops) {
+    const gemm_params *p = n->params;
+    const gb_tensor *a = in[0], *b = in[1];
+    const gb_tensor *c = gemm_c(n, (const gb_tensor *const *)in);
+    char sa[128], sb[128], sc[128];
+    gb_shape_str(a->ndim, a->dims, sa, sizeof sa);
+    gb_shape_str(b->ndim, b->dims, sb, sizeof sb);
+    if (a->dtype != GB_DTYPE_F32 || b->dtype != GB_DTYPE_F32 || (c && c->dtype != GB_DTYPE_F32))
+        return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): inputs must be float32 (A %s, B %s%s%s)",
+                       n->name, n->op_type, gb_dtype_name(a->dtype), gb_dtype_name(b->dtype),
+                       c ? ", C " : "", c ? gb_dtype_name(c->dtype) : "");
+    if (a->ndim != 2 || b->ndim != 2)
+        return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): A %s and B %s must be 2-D", n->name,
+                       n->op_type, sa, sb);
+    int64_t M = p->trans_a ? a->dims[1] : a->dims[0];
+    int64_t K = p->trans_a ? a->dims[0] : a->dims[1];
+    int64_t Kb = p->trans_b ? b->dims[1] : b->dims[0];
+    int64_t N = p->trans_b ? b->dims[0] : b->dims[1];
+    if (K != Kb)
+        return gb__err(ctx, GB_ERR_SHAPE,
+                       "%s (%s): inner dimensions differ: A %s (transA=%d), B %s (transB=%d)",
+                       n->name, n->op_type, sa, p->trans_a, sb, p->trans_b);
+    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(a->dims[1]) ||
+        !fits_int(b->dims[1]))
+        return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): dimensions exceed BLAS int range",
+                       n->name, n->op_type);
+    if (c) {
+        /* unidirectional: C's dims, right-aligned, are 1 or equal to (M, N) */
+        bool ok = c->ndim <= 2;
+        for (int i = 0; ok && i < c->ndim; i++) {
+            int64_t want = i == c->ndim - 1 ? N : M;
+            ok = c->dims[i] == 1 || c->dims[i] == want;
+        }
+        if (!ok) {
+            gb_shape_str(c->ndim, c->dims, sc, sizeof sc);
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): C %s does not broadcast to (%lld, %lld)",
+                           n->name, n->op_type, sc, (long long)M, (long long)N);
+        }
+    }
+    int64_t od[2] = {M, N};
+    gb__set_shape(out[0], GB_DTYPE_F32, 2, od);
+    *flops = 2.0 * (double)M * (double)N * (double)K + (c ? (double)M * (double)N : 0.0);
+    return GB_OK;
+}
+
+static gb_status Gemm_forward(const gb__node *n, const gb_tensor *const *in,
+                              gb_tensor *const *out, const gb__exec *ex) {
+    const gemm_params *p = n->params;
+    const gb_tensor *a = in[0], *b = in[1], *c = gemm_c(n, in);
+    float *y = GB_F32(out[0]); /* (M, N) */
+    const int M = (int)out[0]->dims[0], N = (int)out[0]->dims[1];
+    const int K = (int)(p->trans_a ? a->dims[0] : a->dims[1]);
+    if (M == 0 || N == 0) return GB_OK;
+
+    /* Y = beta * C (broadcast), then Y += alpha * A'B' with BLAS beta = 1. */
+    float blas_beta = 0.0f;
+    if (c && p->beta != 0.0f) {
+        int64_t cd[2] = {M, N}, cs[2];
+        gb__broadcast_strides(c->ndim, c->dims, 2, cd, cs);
+        const float *cp = GB_CF32(c);
+        const float beta = p->beta;
+        int nt = (int64_t)M * N > GB_PAR_MIN ? ex->n_threads : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int m = 0; m < M; m++)
+            for (int j = 0; j < N; j++) y[(int64_t)m * N + j] = beta * cp[m * cs[0] + j * cs[1]];
+        blas_beta = 1.0f;
+    }
+    if (K == 0) { /* empty sum: A'B' is zero */
+        if (blas_beta == 0.0f) memset(y, 0, (size_t)M * (size_t)N * sizeof *y);
+        return GB_OK;
+    }
+    cblas_sgemm(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans,
+                p->trans_b ? CblasTrans : CblasNoTrans, M, N, K, p->alpha, GB_CF32(a),
+                (int)a->dims[1], GB_CF32(b), (int)b->dims[1], blas_beta, y, N);
+    return GB_OK;
+}
+
+const gb__op gb__op_Gemm = {
+    .name = "Gemm", .init = Gemm_init, .infer = Gemm_infer, .forward = Gemm_forward};
+
+/* ---- MatMul ----------------------------------------------------------------- */
+
+/* The shapes of a MatMul: batch dims of A and B (their own, not broadcast),
+ * the broadcast batch, and M, K, N. */
+typedef struct {
+    int nba, nbb, nbo;
+    int64_t ba[GB_MAX_DIMS], bb[GB_MAX_DIMS], bo[GB_MAX_DIMS];
+    int64_t M, K, N;
+} matmul_shape;
+
+/* false with *why set if the shapes do not multiply */
+static bool matmul_plan(const gb_tensor *a, const gb_tensor *b, matmul_shape *s,
+                        const char **why) {
+    if (a->ndim < 1 || b->ndim < 1) {
+        *why = "operands must have at least 1 dimension";
+        return false;
+    }
+    /* (K) -> (1, K) for A; (K) -> (K, 1) for B */
+    s->M = a->ndim == 1 ? 1 : a->dims[a->ndim - 2];
+    s->K = a->dims[a->ndim - 1];
+    int64_t kb = b->ndim == 1 ? b->dims[0] : b->dims[b->ndim - 2];
+    s->N = b->ndim == 1 ? 1 : b->dims[b->ndim - 1];
+    if (s->K != kb) {
+        *why = "inner dimensions differ";
+        return false;
+    }
+    s->nba = a->ndim > 2 ? a->ndim - 2 : 0;
+    s->nbb = b->ndim > 2 ? b->ndim - 2 : 0;
+    for (int i = 0; i < s->nba; i++) s->ba[i] = a->dims[i];
+    for (int i = 0; i < s->nbb; i++) s->bb[i] = b->dims[i];
+    if (!gb__broadcast_shape(s->nba, s->ba, s->nbb, s->bb, &s->nbo, s->bo)) {
+        *why = "batch dimensions do not broadcast";
+        return false;
+    }
+    if (!fits_int(s->M) || !fits_int(s->N) || !fits_int(s->K)) {
+        *why = "dimensions exceed BLAS int range";
+        return false;
+    }
+    return true;
+}
+
+static gb_status MatMul_init(gb_ctx *ctx, gb__node *n) {
+    return gb__check_arity(ctx, n, 2, 2, 1, 1);
+}
+
+static gb_status MatMul_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in,
+                              gb_tensor **out, size_t *ws_bytes, double *flops) {
+    const gb_tensor *a = in[0], *b = in[1];
+    if (a->dtype != GB_DTYPE_F32 || b->dtype != GB_DTYPE_F32)
+        return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): inputs must be float32 (got %s, %s)",
+                       n->name, n->op_type, gb_dtype_name(a->dtype), gb_dtype_name(b->dtype));
+    matmul_shape s;
+    const char *why = NULL;
+    bool ok = matmul_plan(a, b, &s, &why);
+    int nd = 0;
+    int64_t od[GB_MAX_DIMS + 2];
+    if (ok) {
+        for (int i = 0; i < s.nbo; i++) od[nd++] = s.bo[i];
+        if (a->ndim >= 2) od[nd++] = s.M;
+        if (b->ndim >= 2) od[nd++] = s.N;
+        if (nd > GB_MAX_DIMS) ok = false, why = "result has too many dimensions";
+    }
+    if (!ok) {
+        char sa[128], sb[128];
+        gb_shape_str(a->ndim, a->dims, sa, sizeof sa);
+        gb_shape_str(b->ndim, b->dims, sb, sizeof sb);
+        return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): cannot multiply %s by %s: %s", n->name,
+                       n->op_type, sa, sb, why);
+    }
+    gb__set_shape(out[0], GB_DTYPE_F32, nd, od);
+    *flops = 2.0 * (double)gb__numel(s.nbo, s.bo) * (double)s.M * (double)s.N * (double)s.K;
+    return GB_OK;
+}
+
+/* C (M, N) = A (M, K) * B (K, N), all row-major and dense. */
+static void sgemm_nn(int M, int N, int K, const float *A, const float *B, float *C) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        memset(C, 0, (size_t)M * (size_t)N * sizeof *C);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+}
+
+static gb_status MatMul_forward(const gb__node *n, const gb_tensor *const *in,
+                                gb_tensor *const *out, const gb__exec *ex) {
+    const gb_tensor *a = in[0], *b = in[1];
+    matmul_shape s;
+    const char *why;
+    if (!matmul_plan(a, b, &s, &why)) return GB_ERR_SHAPE;
+    const float *ap = GB_CF32(a), *bp = GB_CF32(b);
+    float *yp = GB_F32(out[0]);
+    const int64_t M = s.M, K = s.K, N = s.N;
+    const int64_t nbatch = gb__numel(s.nbo, s.bo);
+    const int64_t na = gb__numel(s.nba, s.ba), nb = gb__numel(s.nbb, s.bb);
+
+    /* B shared by every batch and A dense over the batch: fold batch into M. */
+    if (nb == 1 && na == nbatch && fits_int(nbatch * M)) {
+        sgemm_nn((int)(nbatch * M), (int)N, (int)K, ap, bp, yp);
+        return GB_OK;
+    }
+    /* General: one product per output batch index, offsets by broadcasting. */
+    int64_t sa[GB_MAX_DIMS], sb[GB_MAX_DIMS];
+    gb__broadcast_strides(s.nba, s.ba, s.nbo, s.bo, sa);
+    gb__broadcast_strides(s.nbb, s.bb, s.nbo, s.bo, sb);
+    for (int64_t t = 0; t < nbatch; t++) {
+        int64_t ia = 0, ib = 0, q = t; /* matrix indices into A and B */
+        for (int j = s.nbo - 1; j >= 0; j--) {
+            int64_t idx = q % s.bo[j];
+            q /= s.bo[j];
+            ia += idx * sa[j];
+            ib += idx * sb[j];
+        }
+        sgemm_nn((int)M, (int)N, (int)K, ap + ia * M * K, bp + ib * K * N, yp + t * M * N);
+    }
+    return GB_OK;
+}
+
+const gb__op gb__op_MatMul = {
+    .name = "MatMul", .init = MatMul_init, .infer = MatMul_infer, .forward = MatMul_forward};
+
+const gb__op *const gb__ops_gemm[] = {&gb__op_Gemm, &gb__op_MatMul, NULL};

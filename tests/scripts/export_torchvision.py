@@ -1,0 +1,342 @@
+#!/usr/bin/python3
+"""Export torchvision classifiers to ONNX together with PyTorch reference outputs.
+
+Run with Debian's interpreter (torch 1.13, torchvision 0.14, onnx 1.12):
+
+    /usr/bin/python3 tests/scripts/export_torchvision.py --out /tmp/tvcache \
+        [--models resnet18,densenet121] [--opset 13] [--variants plain,keepbn]
+
+No network is needed: every model is built with weights=None and seeded random
+weights, then made numerically "interesting" (see make_interesting()):
+
+  * every Conv2d / Linear is rescaled (a data-dependent, LSUV-like pass on a
+    seeded calibration batch) so that its output has unit standard deviation;
+    without this, random VGG/AlexNet/SqueezeNet logits vanish or explode;
+    existing biases (mostly initialised to 0 by torchvision) get a random
+    per-channel offset of ~0.2 output std, so the bias path is exercised;
+  * every BatchNorm2d gets non-trivial parameters: weight ~ U(0.5, 1.5) with
+    ~20% of the channels negated, bias ~ N(0, 0.2^2), running_mean = the
+    channel mean on the calibration batch + N(0, (0.2 sd)^2) and
+    running_var = the channel variance on the calibration batch * U(0.5, 1.5).
+    (A freshly initialised BN has mean 0 / var 1 / weight 1 / bias 0, which
+    makes it the identity and hides folding bugs.)
+
+For each model NAME the script writes into --out:
+
+  NAME.onnx            torch.onnx.export, default training=EVAL: the exporter
+                       fuses Conv+BatchNorm pairs itself (what a casual user
+                       gets); BN only survives where it does not follow a Conv
+                       (e.g. DenseNet's pre-activation BN).
+  NAME.keepbn.onnx     (variant "keepbn", only for models that contain BN)
+                       same model exported with training=PRESERVE on an eval()
+                       model: no Conv+BN fusion, so every BatchNormalization
+                       node is in the graph with its own parameters.
+  NAME.input.npy       float32 [2,3,224,224], torch.randn with a fixed seed
+                       (identical for all models).
+  NAME.logits.npy      float32 [2,1000], PyTorch's output for that input.
+  NAME.grad_input.npy  float32 [2,3,224,224], d logits[0, argmax(logits[0])]
+                       / d input (batch item 1 gets a zero gradient).
+  NAME.meta.json       opset, top-1 index, logits statistics, versions, ONNX
+                       op-type histogram per exported file, timings.
+
+All exports use input name "input", output name "logits", a dynamic batch
+axis ("batch") and do_constant_folding=False, so shape-computing subgraphs
+(Shape/Gather/Unsqueeze/Concat/Reshape, e.g. ShuffleNet's channel shuffle)
+stay in the graph.  Every exported file is validated with
+onnx.checker.check_model(full_check=True).
+
+A model is skipped (cached) when all its files exist and NAME.meta.json
+records the same opset and variants.  At the end a summary of all ONNX op
+types used by the selected models is printed.
+"""
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnx
+import torch
+import torchvision
+
+DEFAULT_MODELS = [
+    "alexnet", "vgg16", "resnet18", "resnet50", "squeezenet1_1",
+    "mobilenet_v2", "mobilenet_v3_small", "densenet121", "googlenet",
+    "shufflenet_v2_x1_0", "efficientnet_b0",
+]
+VARIANTS = ["plain", "keepbn"]
+
+MODEL_SEED = 0          # torch.manual_seed before building the model
+CALIB_SEED = 1          # calibration batch for the rescaling pass
+INPUT_SEED = 2          # the saved test input
+BN_SEED = 3             # random BN weight/bias/perturbations
+BATCH = 2
+SIZE = 224
+
+
+def build(name):
+    """Seeded, randomly initialised torchvision model in eval() mode."""
+    torch.manual_seed(MODEL_SEED)
+    kwargs = {"weights": None}
+    if name == "googlenet":
+        kwargs.update(aux_logits=False, init_weights=True)
+    if name.startswith("inception"):
+        kwargs.update(aux_logits=False, init_weights=True)
+    model = getattr(torchvision.models, name)(**kwargs)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def seeded_input(seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(BATCH, 3, SIZE, SIZE, generator=g)
+
+
+@torch.no_grad()
+def make_interesting(model):
+    """One forward pass over a calibration batch with hooks that
+    (a) randomise the bias of each Conv2d/Linear and rescale the layer so
+    its output has unit std and
+    (b) give each BatchNorm2d non-trivial parameters/statistics matched to
+    its actual input, so activations stay O(1) through deep networks.
+    Hooks run in execution order, so later layers see the corrected
+    activations of earlier ones.  Returns the number of BN layers."""
+    gen = torch.Generator().manual_seed(BN_SEED)
+    handles = []
+    done = set()
+
+    def rescale_hook(mod, inp, out):
+        if id(mod) in done:       # a module reused in one forward: once only
+            return None
+        done.add(id(mod))
+        if mod.bias is not None:
+            # torchvision initialises most biases to 0, which would leave the
+            # bias path untested: add a per-channel offset of ~0.2 std.
+            c = out.shape[1] if isinstance(mod, torch.nn.Conv2d) else out.shape[-1]
+            delta = 0.2 * float(out.std()) * torch.randn(c, generator=gen)
+            mod.bias.add_(delta)
+            shape = [1] * out.dim()
+            shape[1 if isinstance(mod, torch.nn.Conv2d) else -1] = c
+            out = out + delta.view(shape)
+        s = float(out.std())
+        if not np.isfinite(s) or s <= 0:
+            return None
+        mod.weight.div_(s)
+        if mod.bias is not None:
+            mod.bias.div_(s)
+        return out / s
+
+    def bn_pre_hook(mod, inp):
+        if id(mod) in done:
+            return None
+        done.add(id(mod))
+        x = inp[0]
+        c = x.shape[1]
+        dims = [d for d in range(x.dim()) if d != 1]
+        mean = x.mean(dim=dims)
+        var = x.var(dim=dims, unbiased=False).clamp_min(1e-4)
+        sd = var.sqrt()
+        u = lambda: torch.rand(c, generator=gen)
+        n = lambda: torch.randn(c, generator=gen)
+        sign = torch.where(u() < 0.2, -1.0, 1.0)
+        mod.weight.copy_(sign * (0.5 + u()))
+        mod.bias.copy_(0.2 * n())
+        mod.running_mean.copy_(mean + 0.2 * sd * n())
+        mod.running_var.copy_(var * (0.5 + u()))
+        return None
+
+    n_bn = 0
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            handles.append(m.register_forward_hook(rescale_hook))
+        elif isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            handles.append(m.register_forward_pre_hook(bn_pre_hook))
+            n_bn += 1
+    try:
+        model(seeded_input(CALIB_SEED))
+    finally:
+        for h in handles:
+            h.remove()
+    return n_bn
+
+
+def export(model, x, path, opset, keep_bn):
+    mode = (torch.onnx.TrainingMode.PRESERVE if keep_bn
+            else torch.onnx.TrainingMode.EVAL)
+    torch.onnx.export(
+        model, x, path,
+        export_params=True,
+        opset_version=opset,
+        training=mode,
+        do_constant_folding=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    m = onnx.load(path)
+    onnx.checker.check_model(m, full_check=True)
+    hist = collections.Counter(
+        (n.domain or "") + ("::" if n.domain else "") + n.op_type
+        for n in m.graph.node)
+    return dict(sorted(hist.items()))
+
+
+def files_for(out, name, variants):
+    f = [f"{name}.input.npy", f"{name}.logits.npy", f"{name}.grad_input.npy",
+         f"{name}.meta.json"]
+    if "plain" in variants:
+        f.append(f"{name}.onnx")
+    return [os.path.join(out, x) for x in f]
+
+
+def cached(out, name, opset, variants):
+    if not all(os.path.exists(p) for p in files_for(out, name, variants)):
+        return None
+    try:
+        with open(os.path.join(out, f"{name}.meta.json")) as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if meta.get("opset") != opset:
+        return None
+    for v in variants:
+        if v not in meta.get("variants_requested", []):
+            return None
+        f = meta["onnx"].get(v)
+        if f and not os.path.exists(os.path.join(out, f["file"])):
+            return None
+    return meta
+
+
+def run_one(out, name, opset, variants):
+    t0 = time.time()
+    model = build(name)
+    n_bn = make_interesting(model)
+
+    x = seeded_input(INPUT_SEED)
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    top1 = int(logits[0].argmax())
+    (grad,) = torch.autograd.grad(logits[0, top1], xg)
+    logits = logits.detach()
+
+    lstd = float(logits.std())
+    if not torch.isfinite(logits).all() or not torch.isfinite(grad).all():
+        raise RuntimeError(f"{name}: non-finite logits or gradient")
+    if lstd <= 1e-3:
+        raise RuntimeError(f"{name}: logits have no spread (std {lstd:g})")
+
+    np.save(os.path.join(out, f"{name}.input.npy"),
+            x.numpy().astype(np.float32))
+    np.save(os.path.join(out, f"{name}.logits.npy"),
+            logits.numpy().astype(np.float32))
+    np.save(os.path.join(out, f"{name}.grad_input.npy"),
+            grad.numpy().astype(np.float32))
+    t_torch = time.time() - t0
+
+    onnx_info = {}
+    for v in variants:
+        if v == "keepbn" and n_bn == 0:
+            continue          # identical to the plain export
+        fname = f"{name}.onnx" if v == "plain" else f"{name}.{v}.onnx"
+        path = os.path.join(out, fname)
+        t1 = time.time()
+        hist = export(model, x, path, opset, keep_bn=(v == "keepbn"))
+        onnx_info[v] = {"file": fname, "bytes": os.path.getsize(path),
+                        "export_seconds": round(time.time() - t1, 2),
+                        "op_types": hist,
+                        "n_nodes": sum(hist.values())}
+
+    meta = {
+        "model": name,
+        "opset": opset,
+        "variants_requested": list(variants),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "onnx": onnx_info,
+        "seeds": {"model": MODEL_SEED, "calibration": CALIB_SEED,
+                  "input": INPUT_SEED, "bn": BN_SEED},
+        "input_shape": list(x.shape),
+        "logits_shape": list(logits.shape),
+        "top1": [int(i) for i in logits.argmax(dim=1)],
+        "logits_std": lstd,
+        "logits_absmax": float(logits.abs().max()),
+        "grad_absmax": float(grad.abs().max()),
+        "n_batchnorm": n_bn,
+        "torch_seconds": round(t_torch, 2),
+        "total_seconds": round(time.time() - t0, 2),
+    }
+    with open(os.path.join(out, f"{name}.meta.json"), "w") as fh:
+        json.dump(meta, fh, indent=1)
+    return meta
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                    help="comma-separated torchvision model names")
+    ap.add_argument("--opset", type=int, default=13)
+    ap.add_argument("--variants", default="plain,keepbn",
+                    help="comma-separated subset of " + ",".join(VARIANTS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--force", action="store_true", help="ignore the cache")
+    args = ap.parse_args()
+
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for v in variants:
+        if v not in VARIANTS:
+            ap.error(f"unknown variant {v!r}")
+    for n in names:
+        if not hasattr(torchvision.models, n):
+            ap.error(f"unknown torchvision model {n!r}")
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(args.threads)
+
+    t_all = time.time()
+    total = collections.defaultdict(collections.Counter)  # op -> variant -> #models
+    per_model = {}
+    failed = []
+    for name in names:
+        t0 = time.time()
+        meta = None if args.force else cached(args.out, name, args.opset,
+                                              variants)
+        status = "cached"
+        if meta is None:
+            status = "exported"
+            try:
+                meta = run_one(args.out, name, args.opset, variants)
+            except Exception as e:  # report and go on with the others
+                print(f"{name:20s} FAILED after {time.time() - t0:6.1f}s: "
+                      f"{type(e).__name__}: {e}", flush=True)
+                failed.append(name)
+                continue
+        sizes = " ".join(f"{v}={i['bytes'] / 1e6:.1f}MB/{i['n_nodes']}n"
+                         for v, i in meta["onnx"].items())
+        print(f"{name:20s} {status:8s} {time.time() - t0:6.1f}s  "
+              f"top1={meta['top1']} logit_std={meta['logits_std']:.3g} "
+              f"bn={meta['n_batchnorm']} {sizes}", flush=True)
+        per_model[name] = meta
+        for v, info in meta["onnx"].items():
+            for op in info["op_types"]:
+                total[op][v] += 1
+
+    print(f"\n{len(per_model)} models ok, {len(failed)} failed, "
+          f"{time.time() - t_all:.1f}s total")
+    print(f"ONNX op types (opset {args.opset}) across all files; number of "
+          f"models using each op, per variant:")
+    print("  " + "op".ljust(24) + "".join(v.rjust(8) for v in variants))
+    for op in sorted(total):
+        print("  " + op.ljust(24)
+              + "".join(str(total[op][v]).rjust(8) for v in variants))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -190,6 +190,89 @@ gb_status gb_session_node_plan(const gb_session *s, int i, gb_node_plan *out);
  * sum of all activation sizes (without reuse). */
 void gb_session_memory(const gb_session *s, size_t *reserved, size_t *total);
 
+/* ---- tensors by name, and the backward pass ------------------------------ */
+
+/* The tensor named `name` (an ONNX value name, as `glassbox info` shows) from
+ * the last run: any graph input, initializer or intermediate activation.
+ * Intermediate activations are only guaranteed to hold their values when
+ * the session keeps activations (gb_session_keep_activations); without it,
+ * buffers are reused and NULL is returned for tensors that were overwritten.
+ * The pointer is owned by the session and valid until its next run. */
+const gb_tensor *gb_session_tensor(const gb_session *s, const char *name);
+
+/* Keep every activation of the next runs alive (no buffer reuse): needed for
+ * gb_session_tensor on intermediates and for gb_session_backward. */
+void gb_session_keep_activations(gb_session *s, int keep);
+
+/* Compute gradients with respect to parameters (initializers) too. Off by
+ * default: explanations need only input gradients. When on, the plan does
+ * not fold nodes that read float initializers, so gradients reach them. */
+void gb_session_param_grads(gb_session *s, int enable);
+
+/* Where the backward pass starts. Exactly one of seed / classes / element
+ * is used, in that order of precedence. */
+typedef struct {
+    const char *tensor;      /* tensor to differentiate; NULL = graph output 0 */
+    const gb_tensor *seed;   /* full upstream gradient, same shape as tensor */
+    const int64_t *classes;  /* one index per batch item: d tensor[n, classes[n]] */
+    int64_t element;         /* flat element index (when seed and classes are NULL) */
+} gb_seed;
+
+/* A replacement backward for one op type or one node, for one backward pass
+ * (Guided Backprop, DeconvNet, LRP and DeepLIFT are built on this).
+ *
+ * The call describes the node: its forward inputs (including weights) and
+ * outputs, the same at the reference input when one was run (DeepLIFT;
+ * NULL otherwise), the incoming gradient (relevance) per output (NULL where
+ * none flows) and the buffers to ACCUMULATE (+=) into per input (NULL where
+ * no gradient is needed). gb_rule_forward and gb_rule_default let a rule
+ * reuse the op's own forward and backward with substituted tensors (e.g.
+ * LRP's positive weights). */
+typedef struct gb_rule_call {
+    const char *op_type;
+    const char *node_name;
+    int n_in, n_out;
+    const gb_tensor *const *in;
+    const gb_tensor *const *out;
+    const gb_tensor *const *ref_in;   /* NULL unless a reference run exists */
+    const gb_tensor *const *ref_out;
+    const gb_tensor *const *grad_out;
+    gb_tensor *const *grad_in;
+    void *impl_;                      /* engine-private */
+} gb_rule_call;
+
+typedef gb_status (*gb_rule_fn)(void *user, const gb_rule_call *call);
+
+typedef struct {
+    const char *op_type;     /* match every node of this type, or NULL */
+    const char *node;        /* match this node name (wins over op_type), or NULL */
+    gb_rule_fn fn;
+    void *user;
+} gb_rule;
+
+/* Run the op's forward on `in` (NULL entries: the node's own inputs) into
+ * `out` (tensors the caller allocated with the node's output shapes). */
+gb_status gb_rule_forward(const gb_rule_call *call, const gb_tensor *const *in, gb_tensor *const *out);
+/* Run the op's standard backward with substituted forward inputs and/or
+ * incoming gradients (NULL arrays or entries: the call's own), accumulating
+ * into `grad_in` (NULL: the call's own buffers). */
+gb_status gb_rule_default(const gb_rule_call *call, const gb_tensor *const *in,
+                          const gb_tensor *const *grad_out, gb_tensor *const *grad_in);
+
+/* Reverse-mode pass after gb_session_run (with activations kept). Gradients
+ * of every tensor between the graph inputs (and parameters, if enabled) and
+ * the seed tensor become readable with gb_session_grad. `rules` may be NULL. */
+gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule *rules, int n_rules);
+
+/* Gradient of the seed w.r.t. the named tensor from the last backward pass;
+ * NULL if no gradient reached it (not on a path to the seed, or constant). */
+const gb_tensor *gb_session_grad(const gb_session *s, const char *name);
+
+/* The Guided Backprop (Springenberg et al. 2015) and DeconvNet (Zeiler &
+ * Fergus 2014) rules for Relu, ready to pass to gb_session_backward. */
+gb_rule gb_rule_guided_relu(void);
+gb_rule gb_rule_deconvnet_relu(void);
+
 #ifdef __cplusplus
 }
 #endif

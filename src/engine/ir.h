@@ -104,6 +104,20 @@ typedef struct {
  *          data and forward is not called.
  * shape_only: optional; true when the outputs depend only on input shapes
  *          (Shape): the node is then always evaluated at plan time.
+ * backward: vector-Jacobian product. Given the forward inputs and outputs
+ *          (all kept alive) and dout[k], the gradient of the scalar being
+ *          differentiated w.r.t. output k (NULL when nothing flows into that
+ *          output), ACCUMULATE (+=) into din[k] for every input k whose
+ *          din[k] is non-NULL; din[k] has in[k]'s shape. Entries are NULL
+ *          for inputs nobody asked about (weights, unless parameter
+ *          gradients were requested), so skip that work. Scratch memory for
+ *          backward must be included in the ws_bytes that infer requests.
+ *          NULL for ops that are not differentiable (integer shape math);
+ *          views (alias ops) are handled by the engine (din += dout).
+ *          Convention at kinks (written down because attribution methods
+ *          depend on it): Relu'(0) = 0; MaxPool sends the gradient to the
+ *          first maximum in scan order; Abs'(0) = 0; Clip passes the
+ *          gradient where min <= x <= max (inclusive, like PyTorch).
  */
 struct gb__op {
     const char *name;
@@ -114,6 +128,8 @@ struct gb__op {
                          gb_tensor *const *out, const gb__exec *ex);
     bool alias;
     bool shape_only;
+    gb_status (*backward)(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                          const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex);
 };
 
 /* Registry lookup by ONNX op_type (default domain); NULL if unsupported. */

@@ -57,6 +57,7 @@ static void release_plan(gb_session *s) {
     s->flops = NULL;
     s->params = NULL;
     s->planned = false;
+    gb__backward_reset(s);
 }
 
 void gb_session_free(gb_session *s) {
@@ -64,12 +65,29 @@ void gb_session_free(gb_session *s) {
     release_plan(s);
     free(s->arena);
     free(s->ws);
+    free(s->garena);
     free(s);
 }
 
-void gb_session_keep_activations(gb_session *s, bool keep) {
-    if (s->keep_all != keep) s->planned = false;
-    s->keep_all = keep;
+void gb_session_keep_activations(gb_session *s, int keep) {
+    if (s->keep_all != (keep != 0)) s->planned = false;
+    s->keep_all = keep != 0;
+}
+
+void gb_session_param_grads(gb_session *s, int enable) {
+    if (s->param_grads != (enable != 0)) s->planned = false;
+    s->param_grads = enable != 0;
+}
+
+const gb_tensor *gb_session_tensor(const gb_session *s, const char *name) {
+    if (!s->planned || !s->has_run || !name) return NULL;
+    int id = gb__model_tensor_id(s->m, name);
+    if (id < 0) return NULL;
+    bool is_output = false;
+    for (int i = 0; i < s->m->n_outputs; i++) is_output |= s->m->outputs[i] == id;
+    /* Without keep_all an intermediate's buffer may have been reused. */
+    if (!s->keep_all && !s->is_const[id] && !is_output && s->m->tensors[id].producer >= 0) return NULL;
+    return s->t[id].data ? &s->t[id] : NULL;
 }
 
 /* ---- input validation ---------------------------------------------------- */
@@ -316,7 +334,9 @@ gb_status gb_session_plan(gb_session *s, const gb_tensor *const *inputs, int n_i
     for (int i = 0; i < nt; i++)
         if (m->tensors[i].init) {
             s->t[i] = *m->tensors[i].init;
-            s->is_const[i] = 1;
+            /* Trainable parameters must not be folded away, or no gradient
+             * could reach them. */
+            s->is_const[i] = !(s->param_grads && s->t[i].dtype == GB_DTYPE_F32);
         }
     for (int i = 0; i < n_inputs; i++) {
         int id = m->inputs[i];

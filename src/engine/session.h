@@ -9,6 +9,12 @@ struct gb_session {
     gb_ctx *ctx;
     bool planned, has_run;
     bool keep_all;          /* keep every activation alive (backward needs them) */
+    bool param_grads;       /* initializers are differentiable (not folded) */
+    /* backward state */
+    gb_tensor *g;           /* per tensor id: gradient view (data NULL if none) */
+    float *garena;
+    size_t garena_size;
+    bool has_grad;
     /* per tensor id */
     gb_tensor *t;           /* shape, dtype and data pointer of every tensor */
     unsigned char *is_const;/* known at plan time */
@@ -26,9 +32,10 @@ struct gb_session {
     size_t ws_size;
 };
 
-/* Keep all activations (no buffer reuse) so backward can read them. */
-void gb_session_keep_activations(gb_session *s, bool keep);
 /* Plan tensor by id (NULL before planning). */
 const gb_tensor *gb__session_tensor(const gb_session *s, int id);
+
+/* Forget the gradient state (called when the plan changes). */
+void gb__backward_reset(gb_session *s);
 
 #endif

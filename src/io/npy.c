@@ -462,7 +462,9 @@ static size_t build_header(char *buf, size_t cap, const char *descr, int ndim,
     int n = snprintf(buf, cap, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr,
                      shape);
     size_t len = (size_t)n;
-    /* Spare room to grow the first axis in place (numpy's GROWTH_AXIS_MAX_DIGITS). */
+    /* Spare room to grow the first axis in place (numpy's GROWTH_AXIS_MAX_DIGITS).
+     * Mirrored for fidelity; within 8 dims and INT64_MAX/16 elements it never
+     * moves the data offset, since the 64-byte padding absorbs it. */
     if (ndim > 0) {
         char d0[24];
         int w = snprintf(d0, sizeof d0, "%lld", (long long)dims[0]);

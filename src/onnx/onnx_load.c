@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- name -> id hash (open addressing) ---------------------------------- */
 
@@ -531,6 +532,13 @@ gb_status gb__read_file(gb_ctx *ctx, const char *path, void **buf, size_t *len) 
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return gb__err(ctx, GB_ERR_IO, "%s: %s", path, strerror(errno));
+    /* fopen succeeds on a directory, and ftell then reports LONG_MAX on some
+     * file systems: refuse anything but a regular file before sizing it. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return gb__err(ctx, GB_ERR_IO, "%s: not a regular file", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return gb__err(ctx, GB_ERR_IO, "%s: cannot seek (not a regular file?)", path);

@@ -53,8 +53,12 @@
 
 /* Tiling and batching knobs (columns of the GEMM's B matrix), measured on a
  * 2-core Zen3 with OpenBLAS: see the report in the commit adding this file. */
-#define CONV_TILE_COLS 4096  /* output positions per im2col tile */
+#ifndef CONV_TILE_COLS
+#define CONV_TILE_COLS 4096 /* output positions per im2col tile */
+#endif
+#ifndef CONV_BATCH_COLS
 #define CONV_BATCH_COLS 1024 /* below this output plane size, batch items */
+#endif
 
 typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } conv_autopad;
 

@@ -544,15 +544,16 @@ static gb_status split_forward(const gb__node *n, const gb_tensor *const *in, gb
     int a = gb__axis(((const split_params *)n->params)->axis, x->ndim);
     size_t es = gb_dtype_size(x->dtype);
     int64_t outer = gb__numel(a, x->dims), inner = gb__numel(x->ndim - a - 1, x->dims + a + 1);
+    int64_t sizes[SPLIT_MAX];
+    /* Infer already validated the sizes, so this cannot fail. */
+    if (split_sizes(NULL, n, (gb_tensor *const *)in, a, sizes)) return GB_ERR_INTERNAL;
     int64_t xrow = x->dims[a] * inner, off = 0;
     for (int k = 0; k < n->n_out; k++) {
-        /* An unused output may be absent; its part is skipped but still counted. */
-        const gb_tensor *y = out[k];
-        if (!y) return GB_ERR_INTERNAL;
-        int64_t yrow = y->dims[a] * inner;
-        const char *src = x->data;
-        char *dst = y->data;
-        if (n->out[k] >= 0 && yrow) {
+        int64_t yrow = sizes[k] * inner;
+        /* An omitted output still takes its part of the axis. */
+        if (n->out[k] >= 0 && out[k] && yrow) {
+            const char *src = x->data;
+            char *dst = out[k]->data;
 #pragma omp parallel for num_threads(ex->n_threads) if (outer * yrow > GB_PAR_MIN)
             for (int64_t o = 0; o < outer; o++)
                 memcpy(dst + (size_t)(o * yrow) * es, src + (size_t)(o * xrow + off) * es, (size_t)yrow * es);
@@ -608,7 +609,11 @@ static gb_status pad_init(gb_ctx *ctx, gb__node *n) {
     return GB_OK;
 }
 
-/* Output dims and per-axis begin pads; *value the constant fill. */
+/*
+ * Output dims and per-axis begin pads; *value the constant fill. The fill
+ * value does not affect shapes, so a 'constant_value' input need only be
+ * known at run time: pass value == NULL in infer (it is then only checked).
+ */
 static gb_status pad_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, int64_t *begin,
                           int64_t *odims, double *value) {
     const pad_params *p = n->params;
@@ -616,7 +621,7 @@ static gb_status pad_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, 
     int r = x->ndim;
     int64_t pads[2 * GB_MAX_DIMS], axes[GB_MAX_DIMS];
     int np = p->n_pads, na = -1;
-    *value = p->value;
+    if (value) *value = p->value;
     if (np >= 0) {
         memcpy(pads, p->pads, sizeof pads);
     } else {
@@ -625,13 +630,10 @@ static gb_status pad_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, 
         if ((st = gb__const_ints(ctx, n, in, 3, "axes", axes, GB_MAX_DIMS, &na))) return st;
         if (gb__has_input(n, in, 2)) {
             const gb_tensor *v = in[2];
-            if (!v->data)
-                return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): 'constant_value' must be known at plan time",
-                               n->name, n->op_type);
             if (v->dtype != x->dtype || v->numel != 1)
                 return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): 'constant_value' must be one %s element", n->name,
                                n->op_type, gb_dtype_name(x->dtype));
-            *value = gb__value_at(v, 0);
+            if (value) *value = gb__value_at(v, 0);
         }
     }
     int nax = na >= 0 ? na : r;
@@ -663,8 +665,7 @@ static gb_status pad_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in,
     gb_status st = gb__check_f32_i64(ctx, n, in[0], "input");
     if (st) return st;
     int64_t begin[GB_MAX_DIMS], dims[GB_MAX_DIMS];
-    double value;
-    if ((st = pad_plan(ctx, n, in, begin, dims, &value))) return st;
+    if ((st = pad_plan(ctx, n, in, begin, dims, NULL))) return st;
     gb__set_shape(out[0], in[0]->dtype, in[0]->ndim, dims);
     return GB_OK;
 }

@@ -366,7 +366,7 @@ static gb_status global_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *
     return GB_OK;
 }
 
-static gb_status global_forward(const gb__node *n, const gb_tensor *const *in,
+static gb_status global_forward(const gb_tensor *const *in,
                                 gb_tensor *const *out, const gb__exec *ex, pool_kind kind) {
     const gb_tensor *x = in[0];
     const float *xd = GB_CF32(x);   /* (N, C, S) with S = D1 * ... * Dk */
@@ -392,12 +392,12 @@ static gb_status global_forward(const gb__node *n, const gb_tensor *const *in,
 
 static gb_status global_max_forward(const gb__node *n, const gb_tensor *const *in,
                                     gb_tensor *const *out, const gb__exec *ex) {
-    return global_forward(n, in, out, ex, POOL_MAX);
+    return global_forward(in, out, ex, POOL_MAX);
 }
 
 static gb_status global_avg_forward(const gb__node *n, const gb_tensor *const *in,
                                     gb_tensor *const *out, const gb__exec *ex) {
-    return global_forward(n, in, out, ex, POOL_AVG);
+    return global_forward(in, out, ex, POOL_AVG);
 }
 
 /* ---- registration ------------------------------------------------------------ */

@@ -8,7 +8,7 @@
 static const gb__op *const *const families[] = {
     gb__ops_conv,       gb__ops_pool,    gb__ops_norm,  gb__ops_gemm,
     gb__ops_elementwise, gb__ops_activation, gb__ops_softmax, gb__ops_shape,
-    gb__ops_reduce,     gb__ops_resize,
+    gb__ops_reduce,     gb__ops_resize, gb__ops_index,
 };
 
 /* About 70 ops: a linear scan at load time costs nothing measurable, and it

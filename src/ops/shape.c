@@ -392,7 +392,7 @@ static gb_status shape_forward(const gb__node *n, const gb_tensor *const *in, gb
 }
 
 const gb__op gb__op_Shape = {.name = "Shape", .init = shape_init, .infer = shape_infer,
-                             .forward = shape_forward};
+                             .forward = shape_forward, .shape_only = true};
 
 /* ---- Constant ----------------------------------------------------------------- */
 /*

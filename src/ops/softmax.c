@@ -102,11 +102,12 @@ static inline void sm_column(sm_kind kind, float *y, const float *x, int64_t n, 
         break;
     }
     case SM_LOG_SOFTMAX: {
-        /* log softmax = x - max - log(sum exp(x - max)) */
+        /* log softmax = (x - max) - log(sum exp(x - max)); subtracting max
+         * first keeps x - max exact when |x| is large */
         float sum = 0.0f;
         for (int64_t k = 0; k < n; k++) sum += expf(x[k * s] - mx);
-        float lse = mx + logf(sum);
-        for (int64_t k = 0; k < n; k++) y[k * s] = x[k * s] - lse;
+        float ls = logf(sum);
+        for (int64_t k = 0; k < n; k++) y[k * s] = (x[k * s] - mx) - ls;
         break;
     }
     case SM_HARDMAX:

@@ -44,5 +44,6 @@ extern const gb__op *const gb__ops_softmax[];
 extern const gb__op *const gb__ops_shape[];
 extern const gb__op *const gb__ops_reduce[];
 extern const gb__op *const gb__ops_resize[];
+extern const gb__op *const gb__ops_index[];
 
 #endif

@@ -38,7 +38,7 @@
 #define MAX_IO 32
 
 typedef struct {
-    char dir[1024];
+    char dir[2048];
     char name[256];
     const char *unsupported_keyword; /* NULL: must pass */
 } test_case;
@@ -105,7 +105,7 @@ static void run_case(void **state) {
     const test_case *tc = *state;
     gb_ctx *ctx;
     assert_int_equal(gb_ctx_create(&ctx), GB_OK);
-    char path[2048];
+    char path[4096];
     snprintf(path, sizeof path, "%s/model.onnx", tc->dir);
     gb_model *m = NULL;
     gb_session *s = NULL;
@@ -115,7 +115,7 @@ static void run_case(void **state) {
     int set = 0;
     bool ran_any = false;
     for (; st == GB_OK; set++) {
-        char sd[1536];
+        char sd[2100];
         snprintf(sd, sizeof sd, "%s/test_data_set_%d", tc->dir, set);
         if (!file_exists(sd)) break;
         gb_tensor *in[MAX_IO] = {0};
@@ -230,8 +230,8 @@ int main(int argc, char **argv) {
             for (int f = 0; f < n_filters && !keep; f++) keep = contains_ci(names[k], filters[f]);
             if (keep && n < MAX_CASES) {
                 test_case *tc = &cases[n];
-                snprintf(tc->dir, sizeof tc->dir - 32, "%s/%s", sdir, names[k]);
-                snprintf(tc->name, sizeof tc->name, "%s/%s", suites[si], names[k]);
+                snprintf(tc->dir, sizeof tc->dir, "%s/%.255s", sdir, names[k]);
+                snprintf(tc->name, sizeof tc->name, "%s/%.200s", suites[si], names[k]);
                 tc->unsupported_keyword = expected_keyword(tc->name);
                 n_unsup += tc->unsupported_keyword != NULL;
                 tests[n] = (struct CMUnitTest){.name = tc->name, .test_func = run_case, .initial_state = tc};

@@ -5,7 +5,7 @@ Run with the system interpreter that has NumPy (tested with NumPy 1.24):
 
     /usr/bin/python3 tests/scripts/make_npy_fixtures.py
 
-Three groups of files land in tests/fixtures/npy/:
+Four groups of files land in tests/fixtures/npy/:
 
 * np_*.npy   written by np.save (format 1.0). test_npy.c reads each one, checks
              its values against the same formulas computed in C, then writes it

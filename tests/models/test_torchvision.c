@@ -1,0 +1,89 @@
+/*
+ * test_torchvision.c — glassbox's logits against PyTorch's on torchvision
+ * architectures with fixed-seed random weights.
+ *
+ * tests/scripts/export_torchvision.py (run by ctest as the fixture
+ * `tv_export`) writes, into $GB_TV_CACHE, <name>.onnx, <name>.input.npy and
+ * <name>.logits.npy (PyTorch's output). Each model here must match within
+ * 1e-4 relative L2 error: ||got - want||_2 / ||want||_2.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "glassbox/glassbox.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const models[] = {
+    "alexnet",      "vgg16",           "resnet18",           "resnet50",    "squeezenet1_1", "mobilenet_v2",
+    "mobilenet_v3_small", "densenet121", "googlenet", "shufflenet_v2_x1_0", "efficientnet_b0",
+};
+
+static void check_model(void **state) {
+    const char *name = *state;
+    const char *dir = getenv("GB_TV_CACHE");
+    if (!dir) fail_msg("GB_TV_CACHE is not set (run through ctest)");
+    char p_model[1024], p_in[1024], p_out[1024];
+    snprintf(p_model, sizeof p_model, "%s/%s.onnx", dir, name);
+    snprintf(p_in, sizeof p_in, "%s/%s.input.npy", dir, name);
+    snprintf(p_out, sizeof p_out, "%s/%s.logits.npy", dir, name);
+    gb_ctx *ctx;
+    gb_model *m;
+    gb_session *s;
+    gb_tensor *x, *want;
+    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
+    if (gb_model_load(ctx, p_model, &m)) fail_msg("%s", gb_ctx_errmsg(ctx));
+    if (gb_npy_read(ctx, p_in, &x) || gb_npy_read(ctx, p_out, &want)) fail_msg("%s", gb_ctx_errmsg(ctx));
+    assert_int_equal(gb_session_create(m, &s), GB_OK);
+    const gb_tensor *in[1] = {x};
+    if (gb_session_run(s, in, 1)) fail_msg("%s: %s", name, gb_ctx_errmsg(ctx));
+    const gb_tensor *got = gb_session_output(s, 0);
+    assert_non_null(got);
+    assert_int_equal(got->numel, want->numel);
+    double num = 0, den = 0, maxabs = 0;
+    for (int64_t i = 0; i < got->numel; i++) {
+        double d = (double)((float *)got->data)[i] - ((float *)want->data)[i];
+        num += d * d;
+        den += (double)((float *)want->data)[i] * ((float *)want->data)[i];
+        if (fabs(d) > maxabs) maxabs = fabs(d);
+    }
+    double rel = sqrt(num / (den > 0 ? den : 1));
+    print_message("%-20s relative L2 error %.3g, max abs diff %.3g\n", name, rel, maxabs);
+    if (!(rel <= 1e-4)) fail_msg("%s: relative L2 error %.3g > 1e-4", name, rel);
+
+    /* Batch 1 must give the same logits as row 0 of the batch-2 run. */
+    int64_t d1[GB_MAX_DIMS];
+    for (int k = 0; k < x->ndim; k++) d1[k] = x->dims[k];
+    d1[0] = 1;
+    gb_tensor *x1;
+    assert_int_equal(gb_tensor_create(ctx, GB_DTYPE_F32, x->ndim, d1, &x1), GB_OK);
+    memcpy(x1->data, x->data, (size_t)x1->numel * 4);
+    in[0] = x1;
+    if (gb_session_run(s, in, 1)) fail_msg("%s batch 1: %s", name, gb_ctx_errmsg(ctx));
+    got = gb_session_output(s, 0);
+    int64_t per = want->numel / want->dims[0];
+    assert_int_equal(got->numel, per);
+    for (int64_t i = 0; i < per; i++) {
+        float g = ((float *)got->data)[i], w = ((float *)want->data)[i];
+        if (!(fabsf(g - w) <= 1e-4f * (1 + fabsf(w)))) fail_msg("%s batch 1: logit %lld is %g, want %g", name, (long long)i, g, w);
+    }
+    gb_tensor_free(x1);
+    gb_tensor_free(x);
+    gb_tensor_free(want);
+    gb_session_free(s);
+    gb_model_free(m);
+    gb_ctx_free(ctx);
+}
+
+int main(void) {
+    struct CMUnitTest tests[sizeof models / sizeof models[0]];
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        tests[i] = (struct CMUnitTest){.name = models[i], .test_func = check_model, .initial_state = (void *)models[i]};
+    return _cmocka_run_group_tests("torchvision", tests, sizeof models / sizeof models[0], NULL, NULL);
+}

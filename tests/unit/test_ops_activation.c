@@ -1,0 +1,378 @@
+/*
+ * test_ops_activation.c — pointwise activations, PRelu and Clip.
+ *
+ * Each activation is compared with its defining formula evaluated in double
+ * precision (written here from the ONNX operator docs, independently of the
+ * kernels' numerically-stable forms) over a sweep of inputs including large
+ * magnitudes; attribute defaults are checked by omitting the attributes.
+ * PRelu's slope broadcasting (including the opset-6 per-channel form) and
+ * Clip's attribute (opset < 11) and input (opset >= 11) forms use hand values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/util.h"
+
+/* ---- harness: run one op through init / infer / forward ------------------- */
+
+static __attribute__((unused)) gb__attr attr_i(const char *name, int64_t v) {
+    gb__attr a = {.name = (char *)name, .type = GB_ATTR_INT, .i = v};
+    return a;
+}
+
+static gb_tensor *tensor_f32(int ndim, const int64_t *dims, const float *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_F32, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_I64, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(int64_t));
+    return t;
+}
+
+/* Runs op_type on inputs (NULL entries = omitted optional inputs). On GB_OK
+ * *out holds the result (free with gb_tensor_free); otherwise *out is NULL. */
+static gb_status run_op(const char *op_type, int opset, gb__attr *attrs, int n_attrs,
+                        gb_tensor **in, int n_in, int n_threads, gb_tensor **out) {
+    *out = NULL;
+    const gb__op *op = gb__op_lookup(op_type);
+    assert_non_null(op);
+    gb_ctx *ctx;
+    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
+    int in_ids[8], out_ids[1] = {100};
+    for (int i = 0; i < n_in; i++) in_ids[i] = in[i] ? i : -1;
+    gb__node node = {.name = (char *)"node0", .op_type = (char *)op_type, .op = op,
+                     .opset = opset, .n_in = n_in, .n_out = 1, .in = in_ids, .out = out_ids,
+                     .n_attrs = n_attrs, .attrs = attrs};
+    gb_status st = op->init(ctx, &node);
+    if (st == GB_OK) {
+        gb_tensor y = {0};
+        gb_tensor *outs[1] = {&y};
+        size_t ws = 0;
+        double flops = 0;
+        st = op->infer(ctx, &node, in, outs, &ws, &flops);
+        if (st == GB_OK) {
+            gb_tensor *r;
+            assert_int_equal(gb_tensor_create(NULL, y.dtype, y.ndim, y.dims, &r), GB_OK);
+            void *wsbuf = ws ? malloc(ws) : NULL;
+            gb__exec ex = {.n_threads = n_threads, .ws = wsbuf, .ws_size = ws};
+            gb_tensor *const routs[1] = {r};
+            st = op->forward(&node, (const gb_tensor *const *)in, routs, &ex);
+            free(wsbuf);
+            if (st == GB_OK) *out = r;
+            else gb_tensor_free(r);
+        }
+    }
+    free(node.params);
+    gb_ctx_free(ctx);
+    return st;
+}
+
+static uint32_t rng_state = 987654321u;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static gb_tensor *rand_f32(int ndim, const int64_t *dims, float lo, float hi) {
+    gb_tensor *t = tensor_f32(ndim, dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        ((float *)t->data)[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
+    return t;
+}
+
+static gb__attr attr_f(const char *name, float v) {
+    gb__attr a = {.name = (char *)name, .type = GB_ATTR_FLOAT, .f = v};
+    return a;
+}
+
+/* ---- formulas, as the ONNX docs state them --------------------------------- */
+
+typedef double (*ref_fn)(double x, double alpha, double beta);
+
+static double r_relu(double x, double a, double b) { return x > 0 ? x : 0; }
+static double r_leaky(double x, double a, double b) { return x >= 0 ? x : a * x; }
+static double r_elu(double x, double a, double b) { return x >= 0 ? x : a * (exp(x) - 1); }
+/* Selu: gamma * (alpha * e^x - alpha) for x <= 0, gamma * x for x > 0 (beta = gamma) */
+static double r_selu(double x, double a, double g) { return x > 0 ? g * x : g * (a * exp(x) - a); }
+static double r_celu(double x, double a, double b) {
+    return fmax(0, x) + fmin(0, a * (exp(x / a) - 1));
+}
+static double r_sigmoid(double x, double a, double b) { return 1 / (1 + exp(-x)); }
+static double r_tanh(double x, double a, double b) { return tanh(x); }
+static double r_hsig(double x, double a, double b) { return fmax(0, fmin(1, a * x + b)); }
+static double r_hswish(double x, double a, double b) { return x * fmax(0, fmin(1, x / 6 + 0.5)); }
+static double r_softplus(double x, double a, double b) { return log(exp(x) + 1); }
+static double r_softsign(double x, double a, double b) { return x / (1 + fabs(x)); }
+static double r_thresh(double x, double a, double b) { return x > a ? x : 0; }
+static double r_shrink(double x, double l, double bias) {
+    return x < -l ? x + bias : x > l ? x - bias : 0;
+}
+
+/* Run op on a sweep of inputs and compare with ref(x, ra, rb). */
+static void check_act(const char *op, gb__attr *attrs, int n_attrs, ref_fn ref, double ra,
+                      double rb) {
+    enum { N = 401 };
+    float xv[N];
+    for (int i = 0; i < N - 6; i++) xv[i] = -8.0f + 16.0f * (float)i / (float)(N - 7);
+    xv[N - 6] = 0.0f;
+    xv[N - 5] = -0.0f;
+    xv[N - 4] = 60.0f;
+    xv[N - 3] = -60.0f;
+    xv[N - 2] = 3.0f; /* HardSwish / HardSigmoid kinks */
+    xv[N - 1] = -3.0f;
+    int64_t d[1] = {N};
+    gb_tensor *x = tensor_f32(1, d, xv), *y;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op(op, 16, attrs, n_attrs, in, 1, 1, &y), GB_OK);
+    assert_int_equal(y->ndim, 1);
+    assert_int_equal(y->dims[0], N);
+    for (int i = 0; i < N; i++) {
+        double want = ref(xv[i], ra, rb);
+        double got = ((float *)y->data)[i];
+        if (!(fabs(got - want) <= 1e-6 + 2e-6 * fabs(want))) {
+            print_error("%s(%g): got %.9g want %.9g\n", op, xv[i], got, want);
+            fail();
+        }
+    }
+    gb_tensor_free(x);
+    gb_tensor_free(y);
+}
+
+static void test_activation_defaults(void **state) {
+    (void)state;
+    check_act("Relu", NULL, 0, r_relu, 0, 0);
+    check_act("LeakyRelu", NULL, 0, r_leaky, 0.01, 0);
+    check_act("Elu", NULL, 0, r_elu, 1.0, 0);
+    check_act("Selu", NULL, 0, r_selu, 1.67326319217681884765625, 1.05070102214813232421875);
+    check_act("Celu", NULL, 0, r_celu, 1.0, 0);
+    check_act("Sigmoid", NULL, 0, r_sigmoid, 0, 0);
+    check_act("Tanh", NULL, 0, r_tanh, 0, 0);
+    check_act("HardSigmoid", NULL, 0, r_hsig, 0.2, 0.5);
+    check_act("HardSwish", NULL, 0, r_hswish, 0, 0);
+    check_act("Softplus", NULL, 0, r_softplus, 0, 0);
+    check_act("Softsign", NULL, 0, r_softsign, 0, 0);
+    check_act("ThresholdedRelu", NULL, 0, r_thresh, 1.0, 0);
+    check_act("Shrink", NULL, 0, r_shrink, 0.5, 0.0);
+}
+
+static void test_activation_attributes(void **state) {
+    (void)state;
+    gb__attr a1[1] = {attr_f("alpha", 0.3f)};
+    check_act("LeakyRelu", a1, 1, r_leaky, (double)0.3f, 0);
+    gb__attr a2[1] = {attr_f("alpha", 2.0f)};
+    check_act("Elu", a2, 1, r_elu, 2.0, 0);
+    gb__attr a3[2] = {attr_f("alpha", 2.0f), attr_f("gamma", 3.0f)};
+    check_act("Selu", a3, 2, r_selu, 2.0, 3.0);
+    gb__attr a4[2] = {attr_f("alpha", 0.5f), attr_f("beta", 0.6f)};
+    check_act("HardSigmoid", a4, 2, r_hsig, 0.5, (double)0.6f);
+    gb__attr a5[1] = {attr_f("alpha", 2.0f)};
+    check_act("Celu", a5, 1, r_celu, 2.0, 0);
+    gb__attr a6[1] = {attr_f("alpha", 2.0f)};
+    check_act("ThresholdedRelu", a6, 1, r_thresh, 2.0, 0);
+    gb__attr a7[2] = {attr_f("lambd", 1.5f), attr_f("bias", 1.5f)};
+    check_act("Shrink", a7, 2, r_shrink, 1.5, 1.5);
+}
+
+static void test_activation_nan_and_threads(void **state) {
+    (void)state;
+    int64_t d[1] = {2};
+    float xv[2] = {NAN, -1.0f};
+    gb_tensor *x = tensor_f32(1, d, xv), *y;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op("Relu", 14, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_true(isnan(((float *)y->data)[0]));
+    assert_float_equal(((float *)y->data)[1], 0.0f, 0);
+    gb_tensor_free(y);
+    gb_tensor_free(x);
+    int64_t big[3] = {4, 100, 101};
+    x = rand_f32(3, big, -5.0f, 5.0f);
+    gb_tensor *in2[1] = {x};
+    assert_int_equal(run_op("Sigmoid", 13, NULL, 0, in2, 1, 2, &y), GB_OK);
+    for (int64_t i = 0; i < x->numel; i++) {
+        double want = 1 / (1 + exp(-(double)((float *)x->data)[i]));
+        assert_float_equal(((float *)y->data)[i], want, 1e-6);
+    }
+    gb_tensor_free(y);
+    gb_tensor_free(x);
+    /* integer input is rejected with a message */
+    gb_tensor *xi = tensor_i64(1, d, NULL);
+    gb_tensor *in3[1] = {xi};
+    assert_int_equal(run_op("Relu", 14, NULL, 0, in3, 1, 1, &y), GB_ERR_UNSUPPORTED);
+    gb_tensor_free(xi);
+}
+
+/* ---- PRelu ------------------------------------------------------------------- */
+
+/* y = x >= 0 ? x : slope[c] * x with slope indexed by channel function */
+static void check_prelu(int opset, int nx, const int64_t *xd, int ns, const int64_t *sd,
+                        int64_t (*slope_index)(const int64_t *idx), int n_threads) {
+    gb_tensor *x = rand_f32(nx, xd, -1.0f, 1.0f), *s = rand_f32(ns, sd, 0.1f, 0.9f), *y;
+    gb_tensor *in[2] = {x, s};
+    assert_int_equal(run_op("PRelu", opset, NULL, 0, in, 2, n_threads, &y), GB_OK);
+    assert_int_equal(y->ndim, nx);
+    int64_t idx[GB_MAX_DIMS];
+    for (int64_t q = 0; q < x->numel; q++) {
+        int64_t r = q;
+        for (int i = nx - 1; i >= 0; i--) idx[i] = r % xd[i], r /= xd[i];
+        float xv = ((float *)x->data)[q];
+        float want = xv >= 0 ? xv : ((float *)s->data)[slope_index(idx)] * xv;
+        assert_float_equal(((float *)y->data)[q], want, 1e-7);
+    }
+    gb_tensor_free(x);
+    gb_tensor_free(s);
+    gb_tensor_free(y);
+}
+
+static int64_t si_zero(const int64_t *idx) { return 0; }
+static int64_t si_dim1(const int64_t *idx) { return idx[1]; }
+static int64_t si_dim2_of3(const int64_t *idx) { return idx[2]; }      /* X (2, 3, 4), slope (4) */
+static int64_t si_c_w(const int64_t *idx) { return idx[1] * 5 + idx[3]; } /* slope (3, 1, 5) */
+
+static void test_prelu(void **state) {
+    (void)state;
+    int64_t x4[4] = {2, 3, 4, 5}, x3[3] = {2, 3, 4}, xbig[4] = {2, 3, 80, 81};
+    int64_t s1[1] = {1}, s311[3] = {3, 1, 1}, s4[1] = {4}, s3[1] = {3}, s315[3] = {3, 1, 5};
+    check_prelu(9, 4, x4, 1, s1, si_zero, 1);
+    check_prelu(9, 4, x4, 3, s311, si_dim1, 1);     /* PyTorch's per-channel export */
+    check_prelu(9, 4, xbig, 3, s311, si_dim1, 2);   /* threaded */
+    check_prelu(9, 3, x3, 1, s4, si_dim2_of3, 1);   /* NumPy: trailing dim */
+    check_prelu(9, 4, x4, 3, s315, si_c_w, 1);      /* mixed strides */
+    check_prelu(9, 4, xbig, 0, s1, si_zero, 2);     /* 0-d slope */
+    /* opset 6: slope (C) on (N, C, L) is per channel */
+    check_prelu(6, 3, x3, 1, s3, si_dim1, 1);
+    /* opset 9: (3) does not broadcast to (2, 3, 4) */
+    gb_tensor *x = tensor_f32(3, x3, NULL), *s = tensor_f32(1, s3, NULL), *y;
+    gb_tensor *in[2] = {x, s};
+    assert_int_equal(run_op("PRelu", 9, NULL, 0, in, 2, 1, &y), GB_ERR_SHAPE);
+    /* unidirectional: a slope larger than X is an error */
+    gb_tensor *in2[2] = {s, x};
+    assert_int_equal(run_op("PRelu", 9, NULL, 0, in2, 2, 1, &y), GB_ERR_SHAPE);
+    gb_tensor_free(x);
+    gb_tensor_free(s);
+}
+
+/* ---- Clip -------------------------------------------------------------------- */
+
+static const float clip_x[6] = {-3.0f, -0.5f, 0.0f, 0.25f, 2.0f, NAN};
+
+static void expect_f32(const gb_tensor *y, const float *want, int n) {
+    for (int i = 0; i < n; i++) {
+        float g = ((float *)y->data)[i];
+        if (isnan(want[i])) assert_true(isnan(g));
+        else assert_float_equal(g, want[i], 0);
+    }
+}
+
+static void test_clip_attributes(void **state) {
+    (void)state;
+    int64_t d[1] = {6};
+    gb_tensor *x = tensor_f32(1, d, clip_x), *y;
+    gb_tensor *in[1] = {x};
+    gb__attr at[2] = {attr_f("min", -0.5f), attr_f("max", 0.5f)};
+    assert_int_equal(run_op("Clip", 6, at, 2, in, 1, 1, &y), GB_OK);
+    const float w[6] = {-0.5f, -0.5f, 0.0f, 0.25f, 0.5f, NAN};
+    expect_f32(y, w, 6);
+    gb_tensor_free(y);
+    /* only max: min defaults to the lowest float */
+    assert_int_equal(run_op("Clip", 6, at + 1, 1, in, 1, 1, &y), GB_OK);
+    const float w2[6] = {-3.0f, -0.5f, 0.0f, 0.25f, 0.5f, NAN};
+    expect_f32(y, w2, 6);
+    gb_tensor_free(y);
+    /* opset 11 ignores the attributes: no bounds at all */
+    assert_int_equal(run_op("Clip", 11, at, 2, in, 1, 1, &y), GB_OK);
+    expect_f32(y, clip_x, 6);
+    gb_tensor_free(y);
+    gb_tensor_free(x);
+}
+
+static void test_clip_inputs(void **state) {
+    (void)state;
+    int64_t d[1] = {6};
+    float lo = -1.0f, hi = 1.0f;
+    gb_tensor *x = tensor_f32(1, d, clip_x), *y;
+    gb_tensor *tlo = tensor_f32(0, NULL, &lo), *thi = tensor_f32(0, NULL, &hi);
+    gb_tensor *in[3] = {x, tlo, thi};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in, 3, 1, &y), GB_OK);
+    const float w[6] = {-1.0f, -0.5f, 0.0f, 0.25f, 1.0f, NAN};
+    expect_f32(y, w, 6);
+    gb_tensor_free(y);
+    /* min omitted (empty name), max given */
+    gb_tensor *in2[3] = {x, NULL, thi};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in2, 3, 1, &y), GB_OK);
+    const float w2[6] = {-3.0f, -0.5f, 0.0f, 0.25f, 1.0f, NAN};
+    expect_f32(y, w2, 6);
+    gb_tensor_free(y);
+    /* only min */
+    gb_tensor *in3[2] = {x, tlo};
+    assert_int_equal(run_op("Clip", 11, NULL, 0, in3, 2, 1, &y), GB_OK);
+    const float w3[6] = {-1.0f, -0.5f, 0.0f, 0.25f, 2.0f, NAN};
+    expect_f32(y, w3, 6);
+    gb_tensor_free(y);
+    /* min > max: everything becomes max (numpy.clip) */
+    gb_tensor *in4[3] = {x, thi, tlo};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in4, 3, 1, &y), GB_OK);
+    for (int i = 0; i < 5; i++) assert_float_equal(((float *)y->data)[i], -1.0f, 0);
+    gb_tensor_free(y);
+    /* a non-scalar bound is an error */
+    int64_t d2[1] = {2};
+    gb_tensor *bad = tensor_f32(1, d2, NULL);
+    gb_tensor *in5[3] = {x, bad, NULL};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in5, 3, 1, &y), GB_ERR_SHAPE);
+    gb_tensor_free(bad);
+    gb_tensor_free(tlo);
+    gb_tensor_free(thi);
+    gb_tensor_free(x);
+}
+
+static void test_clip_int64(void **state) {
+    (void)state;
+    int64_t d[1] = {5};
+    int64_t xv[5] = {-100, -1, 0, 7, 100}, lo = -2, hi = 10;
+    gb_tensor *x = tensor_i64(1, d, xv), *y;
+    gb_tensor *tlo = tensor_i64(0, NULL, &lo), *thi = tensor_i64(0, NULL, &hi);
+    gb_tensor *in[3] = {x, tlo, thi};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in, 3, 1, &y), GB_OK);
+    assert_int_equal(y->dtype, GB_DTYPE_I64);
+    const int64_t w[5] = {-2, -1, 0, 7, 10};
+    for (int i = 0; i < 5; i++) assert_int_equal(((int64_t *)y->data)[i], w[i]);
+    gb_tensor_free(y);
+    gb_tensor *in2[2] = {x, NULL};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in2, 2, 1, &y), GB_OK);
+    for (int i = 0; i < 5; i++) assert_int_equal(((int64_t *)y->data)[i], xv[i]);
+    gb_tensor_free(y);
+    /* mismatched bound type */
+    float f = 1.0f;
+    gb_tensor *tf = tensor_f32(0, NULL, &f);
+    gb_tensor *in3[3] = {x, tf, NULL};
+    assert_int_equal(run_op("Clip", 13, NULL, 0, in3, 3, 1, &y), GB_ERR_ARG);
+    gb_tensor_free(tf);
+    gb_tensor_free(tlo);
+    gb_tensor_free(thi);
+    gb_tensor_free(x);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_activation_defaults),
+        cmocka_unit_test(test_activation_attributes),
+        cmocka_unit_test(test_activation_nan_and_threads),
+        cmocka_unit_test(test_prelu),
+        cmocka_unit_test(test_clip_attributes),
+        cmocka_unit_test(test_clip_inputs),
+        cmocka_unit_test(test_clip_int64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,453 @@
+/*
+ * test_ops_elementwise.c — Add/Sub/Mul/Div/Pow and the unary math ops.
+ *
+ * Broadcasting is checked against a naive reference that maps every output
+ * index to each input index with modulo arithmetic (the NumPy rule written
+ * out), over many shape pairs, with 1 and 2 threads and sizes above the
+ * parallel threshold. Integer semantics (truncating Div, wrapping, Pow with
+ * negative exponents) and the opset-6 `axis` form use hand values; unary ops
+ * compare with double-precision libm.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/util.h"
+
+/* ---- harness: run one op through init / infer / forward ------------------- */
+
+static gb__attr attr_i(const char *name, int64_t v) {
+    gb__attr a = {.name = (char *)name, .type = GB_ATTR_INT, .i = v};
+    return a;
+}
+
+static gb_tensor *tensor_f32(int ndim, const int64_t *dims, const float *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_F32, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_I64, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(int64_t));
+    return t;
+}
+
+/* Runs op_type on inputs (NULL entries = omitted optional inputs). On GB_OK
+ * *out holds the result (free with gb_tensor_free); otherwise *out is NULL. */
+static gb_status run_op(const char *op_type, int opset, gb__attr *attrs, int n_attrs,
+                        gb_tensor **in, int n_in, int n_threads, gb_tensor **out) {
+    *out = NULL;
+    const gb__op *op = gb__op_lookup(op_type);
+    assert_non_null(op);
+    gb_ctx *ctx;
+    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
+    int in_ids[8], out_ids[1] = {100};
+    for (int i = 0; i < n_in; i++) in_ids[i] = in[i] ? i : -1;
+    gb__node node = {.name = (char *)"node0", .op_type = (char *)op_type, .op = op,
+                     .opset = opset, .n_in = n_in, .n_out = 1, .in = in_ids, .out = out_ids,
+                     .n_attrs = n_attrs, .attrs = attrs};
+    gb_status st = op->init(ctx, &node);
+    if (st == GB_OK) {
+        gb_tensor y = {0};
+        gb_tensor *outs[1] = {&y};
+        size_t ws = 0;
+        double flops = 0;
+        st = op->infer(ctx, &node, in, outs, &ws, &flops);
+        if (st == GB_OK) {
+            gb_tensor *r;
+            assert_int_equal(gb_tensor_create(NULL, y.dtype, y.ndim, y.dims, &r), GB_OK);
+            void *wsbuf = ws ? malloc(ws) : NULL;
+            gb__exec ex = {.n_threads = n_threads, .ws = wsbuf, .ws_size = ws};
+            gb_tensor *const routs[1] = {r};
+            st = op->forward(&node, (const gb_tensor *const *)in, routs, &ex);
+            free(wsbuf);
+            if (st == GB_OK) *out = r;
+            else gb_tensor_free(r);
+        }
+    }
+    free(node.params);
+    gb_ctx_free(ctx);
+    return st;
+}
+
+static uint32_t rng_state = 987654321u;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static gb_tensor *rand_f32(int ndim, const int64_t *dims, float lo, float hi) {
+    gb_tensor *t = tensor_f32(ndim, dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        ((float *)t->data)[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
+    return t;
+}
+
+/* ---- naive NumPy broadcasting reference ----------------------------------- */
+
+/* Index into t of the output element with coordinates idx (rank nd). */
+static int64_t ref_index(const gb_tensor *t, int nd, const int64_t *idx) {
+    int64_t off = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t c = idx[nd - t->ndim + i];
+        if (t->dims[i] == 1) c = 0;
+        off = off * t->dims[i] + c;
+    }
+    return off;
+}
+
+static double ref_op(const char *op, double x, double y) {
+    if (!strcmp(op, "Add")) return x + y;
+    if (!strcmp(op, "Sub")) return x - y;
+    if (!strcmp(op, "Mul")) return x * y;
+    if (!strcmp(op, "Div")) return x / y;
+    return pow(x, y);
+}
+
+/* Compare op(a, b) with the reference, shape included. */
+static void check_broadcast(const char *op, int na, const int64_t *ad, int nb, const int64_t *bd,
+                            int n_threads) {
+    gb_tensor *a = rand_f32(na, ad, strcmp(op, "Pow") ? -2.0f : 0.1f, 2.0f);
+    gb_tensor *b = rand_f32(nb, bd, 0.5f, 2.0f); /* nonzero: Div */
+    gb_tensor *in[2] = {a, b}, *y;
+    assert_int_equal(run_op(op, 14, NULL, 0, in, 2, n_threads, &y), GB_OK);
+    int nd = na > nb ? na : nb;
+    assert_int_equal(y->ndim, nd);
+    int64_t want_dims[GB_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        int64_t da = i < nd - na ? 1 : ad[i - (nd - na)];
+        int64_t db = i < nd - nb ? 1 : bd[i - (nd - nb)];
+        want_dims[i] = da == 1 ? db : da;
+        assert_int_equal(y->dims[i], want_dims[i]);
+    }
+    int64_t idx[GB_MAX_DIMS];
+    for (int64_t q = 0; q < y->numel; q++) {
+        int64_t r = q;
+        for (int i = nd - 1; i >= 0; i--) idx[i] = r % want_dims[i], r /= want_dims[i];
+        double x = ((float *)a->data)[ref_index(a, nd, idx)];
+        double v = ((float *)b->data)[ref_index(b, nd, idx)];
+        double want = ref_op(op, x, v);
+        double got = ((float *)y->data)[q];
+        if (fabs(got - want) > 1e-5 + 1e-5 * fabs(want)) {
+            print_error("%s q=%lld got %g want %g\n", op, (long long)q, got, want);
+            fail();
+        }
+    }
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(y);
+}
+
+/* ---- binary float ops -------------------------------------------------------- */
+
+static void test_add_hand_values(void **state) {
+    (void)state;
+    int64_t d23[2] = {2, 3}, d3[1] = {3};
+    float av[6] = {1, 2, 3, 4, 5, 6}, bv[3] = {10, 20, 30};
+    gb_tensor *a = tensor_f32(2, d23, av), *b = tensor_f32(1, d3, bv), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("Add", 14, NULL, 0, in, 2, 1, &y), GB_OK);
+    const float want[6] = {11, 22, 33, 14, 25, 36};
+    for (int i = 0; i < 6; i++) assert_float_equal(((float *)y->data)[i], want[i], 0);
+    gb_tensor_free(y);
+    /* B - A: (3) - (2, 3) */
+    gb_tensor *in2[2] = {b, a};
+    assert_int_equal(run_op("Sub", 14, NULL, 0, in2, 2, 1, &y), GB_OK);
+    const float want2[6] = {9, 18, 27, 6, 15, 24};
+    for (int i = 0; i < 6; i++) assert_float_equal(((float *)y->data)[i], want2[i], 0);
+    gb_tensor_free(y);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+}
+
+static void test_broadcast_shapes(void **state) {
+    (void)state;
+    static const struct {
+        int na, nb;
+        int64_t a[5], b[5];
+    } cases[] = {
+        {3, 3, {2, 3, 4}, {2, 3, 4}},       /* same shape */
+        {3, 0, {2, 3, 4}, {0}},             /* scalar B */
+        {0, 3, {0}, {2, 3, 4}},             /* scalar A */
+        {3, 1, {2, 3, 4}, {1}},             /* size-1 B */
+        {3, 1, {2, 3, 4}, {4}},             /* trailing vector */
+        {3, 2, {2, 3, 4}, {3, 1}},          /* middle */
+        {4, 4, {2, 3, 4, 5}, {1, 3, 1, 1}}, /* per-channel bias */
+        {2, 2, {5, 1}, {1, 6}},             /* outer product */
+        {3, 3, {1, 4, 1}, {3, 1, 5}},       /* both stretch */
+        {4, 2, {2, 1, 3, 1}, {3, 5}},
+        {5, 3, {2, 1, 3, 1, 2}, {3, 2, 1}},
+        {2, 3, {3, 1}, {2, 1, 7}},
+        {3, 3, {4, 1, 6}, {4, 5, 6}},       /* row reuse in the middle */
+    };
+    const char *ops[] = {"Add", "Sub", "Mul", "Div", "Pow"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int o = 0; o < 5; o++)
+            for (int t = 1; t <= 2; t++)
+                check_broadcast(ops[o], cases[c].na, cases[c].a, cases[c].nb, cases[c].b, t);
+}
+
+/* Sizes above GB_PAR_MIN so the threaded paths (row split, single-row split,
+ * odometer positioned mid-tensor) run. */
+static void test_broadcast_large_threaded(void **state) {
+    (void)state;
+    int64_t a1[3] = {7, 130, 67}, b1[3] = {7, 1, 67};  /* rows of 67, B reused */
+    int64_t a2[2] = {300, 301}, b2[2] = {300, 301};    /* one big row */
+    int64_t a3[4] = {3, 50, 3, 150}, b3[2] = {3, 1};   /* short inner stride-0 rows */
+    int64_t s0[1] = {1};
+    check_broadcast("Mul", 3, a1, 3, b1, 2);
+    check_broadcast("Add", 2, a2, 2, b2, 2);
+    check_broadcast("Sub", 4, a3, 2, b3, 2);
+    check_broadcast("Div", 0, s0, 4, a3, 2);
+    check_broadcast("Sub", 4, a3, 0, s0, 3);
+}
+
+static void test_scalars_and_empty(void **state) {
+    (void)state;
+    float one = 1.5f, two = 2.0f;
+    gb_tensor *a = tensor_f32(0, NULL, &one), *b = tensor_f32(0, NULL, &two), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("Mul", 14, NULL, 0, in, 2, 1, &y), GB_OK);
+    assert_int_equal(y->ndim, 0);
+    assert_float_equal(((float *)y->data)[0], 3.0f, 0);
+    gb_tensor_free(y);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+
+    int64_t d03[2] = {0, 3}, d13[2] = {1, 3};
+    a = tensor_f32(2, d03, NULL);
+    b = tensor_f32(2, d13, NULL);
+    gb_tensor *in2[2] = {a, b};
+    assert_int_equal(run_op("Add", 14, NULL, 0, in2, 2, 1, &y), GB_OK);
+    assert_int_equal(y->ndim, 2);
+    assert_int_equal(y->dims[0], 0);
+    assert_int_equal(y->dims[1], 3);
+    gb_tensor_free(y);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+}
+
+static void test_shape_and_type_errors(void **state) {
+    (void)state;
+    int64_t d23[2] = {2, 3}, d4[1] = {4};
+    gb_tensor *a = tensor_f32(2, d23, NULL), *b = tensor_f32(1, d4, NULL), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("Add", 14, NULL, 0, in, 2, 1, &y), GB_ERR_SHAPE);
+    assert_null(y);
+    gb_tensor *c = tensor_i64(2, d23, NULL);
+    gb_tensor *in2[2] = {a, c};
+    assert_int_equal(run_op("Mul", 14, NULL, 0, in2, 2, 1, &y), GB_ERR_UNSUPPORTED);
+    gb_tensor *in3[1] = {a};
+    assert_int_equal(run_op("Add", 14, NULL, 0, in3, 1, 1, &y), GB_ERR_FORMAT);
+    gb_tensor *in4[1] = {c};
+    assert_int_equal(run_op("Sqrt", 13, NULL, 0, in4, 1, 1, &y), GB_ERR_UNSUPPORTED);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(c);
+}
+
+/* Opset 6: B (2) aligned with A (2, 3) at axis 0 — not NumPy's rule. */
+static void test_legacy_broadcast_axis(void **state) {
+    (void)state;
+    int64_t d23[2] = {2, 3}, d2[1] = {2};
+    float av[6] = {1, 2, 3, 4, 5, 6}, bv[2] = {100, 200};
+    gb_tensor *a = tensor_f32(2, d23, av), *b = tensor_f32(1, d2, bv), *y;
+    gb_tensor *in[2] = {a, b};
+    gb__attr at[2] = {attr_i("broadcast", 1), attr_i("axis", 0)};
+    assert_int_equal(run_op("Add", 6, at, 2, in, 2, 1, &y), GB_OK);
+    const float want[6] = {101, 102, 103, 204, 205, 206};
+    assert_int_equal(y->ndim, 2);
+    for (int i = 0; i < 6; i++) assert_float_equal(((float *)y->data)[i], want[i], 0);
+    gb_tensor_free(y);
+    /* the same attributes mean nothing from opset 7 on: NumPy rules, error */
+    assert_int_equal(run_op("Add", 7, at, 2, in, 2, 1, &y), GB_ERR_SHAPE);
+    /* axis = -2 counts from A's rank: same as 0 */
+    gb__attr at2[2] = {attr_i("broadcast", 1), attr_i("axis", -2)};
+    assert_int_equal(run_op("Mul", 6, at2, 2, in, 2, 1, &y), GB_OK);
+    assert_float_equal(((float *)y->data)[5], 1200.0f, 0);
+    gb_tensor_free(y);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+}
+
+/* ---- int64 ------------------------------------------------------------------- */
+
+static void test_int64_arith(void **state) {
+    (void)state;
+    int64_t d6[1] = {6}, d1[1] = {1};
+    int64_t av[6] = {7, -7, 7, -7, 0, INT64_MIN}, bv[6] = {2, 2, -2, -2, 5, -1};
+    gb_tensor *a = tensor_i64(1, d6, av), *b = tensor_i64(1, d6, bv), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("Div", 14, NULL, 0, in, 2, 1, &y), GB_OK);
+    assert_int_equal(y->dtype, GB_DTYPE_I64);
+    /* truncation toward zero, not floor; INT64_MIN / -1 wraps */
+    const int64_t wdiv[6] = {3, -3, -3, 3, 0, INT64_MIN};
+    for (int i = 0; i < 6; i++) assert_int_equal(((int64_t *)y->data)[i], wdiv[i]);
+    gb_tensor_free(y);
+    assert_int_equal(run_op("Add", 14, NULL, 0, in, 2, 1, &y), GB_OK);
+    assert_int_equal(((int64_t *)y->data)[0], 9);
+    assert_int_equal(((int64_t *)y->data)[5], INT64_MAX); /* INT64_MIN + -1 wraps */
+    gb_tensor_free(y);
+    assert_int_equal(run_op("Sub", 14, NULL, 0, in, 2, 1, &y), GB_OK);
+    assert_int_equal(((int64_t *)y->data)[3], -5);
+    gb_tensor_free(y);
+    assert_int_equal(run_op("Mul", 14, NULL, 0, in, 2, 1, &y), GB_OK);
+    assert_int_equal(((int64_t *)y->data)[2], -14);
+    gb_tensor_free(y);
+    /* shape arithmetic as PyTorch exports it: (6) // scalar */
+    int64_t two = 2;
+    gb_tensor *s = tensor_i64(1, d1, &two);
+    gb_tensor *in2[2] = {a, s};
+    assert_int_equal(run_op("Div", 14, NULL, 0, in2, 2, 1, &y), GB_OK);
+    assert_int_equal(((int64_t *)y->data)[1], -3);
+    gb_tensor_free(y);
+    /* division by zero is a data error */
+    int64_t zero = 0;
+    gb_tensor *z = tensor_i64(1, d1, &zero);
+    gb_tensor *in3[2] = {a, z};
+    assert_int_equal(run_op("Div", 14, NULL, 0, in3, 2, 1, &y), GB_ERR_ARG);
+    gb_tensor_free(z);
+    gb_tensor_free(s);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+}
+
+static void test_pow_types(void **state) {
+    (void)state;
+    int64_t d4[1] = {4};
+    float fb[4] = {2, -3, 0.5f, 9}, fe[4] = {10, 3, -1, 0.5f};
+    int64_t ib[4] = {2, -3, 2, 1}, ie[4] = {10, 3, -1, -5};
+    gb_tensor *bf = tensor_f32(1, d4, fb), *ef = tensor_f32(1, d4, fe);
+    gb_tensor *bi = tensor_i64(1, d4, ib), *ei = tensor_i64(1, d4, ie), *y;
+
+    gb_tensor *ff[2] = {bf, ef};
+    assert_int_equal(run_op("Pow", 15, NULL, 0, ff, 2, 1, &y), GB_OK);
+    const float wff[4] = {1024, -27, 2, 3};
+    for (int i = 0; i < 4; i++) assert_float_equal(((float *)y->data)[i], wff[i], 1e-5);
+    gb_tensor_free(y);
+
+    gb_tensor *fi[2] = {bf, ei}; /* float base, int exponent: float result */
+    assert_int_equal(run_op("Pow", 15, NULL, 0, fi, 2, 1, &y), GB_OK);
+    assert_int_equal(y->dtype, GB_DTYPE_F32);
+    const float wfi[4] = {1024, -27, 2, 1.0f / 59049.0f};
+    for (int i = 0; i < 4; i++) assert_float_equal(((float *)y->data)[i], wfi[i], 1e-6);
+    gb_tensor_free(y);
+
+    gb_tensor *ii[2] = {bi, ei}; /* int base: int result, 2^-1 truncates to 0 */
+    assert_int_equal(run_op("Pow", 15, NULL, 0, ii, 2, 1, &y), GB_OK);
+    assert_int_equal(y->dtype, GB_DTYPE_I64);
+    const int64_t wii[4] = {1024, -27, 0, 1};
+    for (int i = 0; i < 4; i++) assert_int_equal(((int64_t *)y->data)[i], wii[i]);
+    gb_tensor_free(y);
+
+    gb_tensor *i_f[2] = {bi, ef};
+    assert_int_equal(run_op("Pow", 15, NULL, 0, i_f, 2, 1, &y), GB_OK);
+    assert_int_equal(y->dtype, GB_DTYPE_I64);
+    const int64_t wif[4] = {1024, -27, 0 /* 2^-1 = 0.5 -> 0 */, 1};
+    for (int i = 0; i < 4; i++) assert_int_equal(((int64_t *)y->data)[i], wif[i]);
+    gb_tensor_free(y);
+
+    gb_tensor_free(bf);
+    gb_tensor_free(ef);
+    gb_tensor_free(bi);
+    gb_tensor_free(ei);
+}
+
+/* ---- unary ------------------------------------------------------------------- */
+
+static void check_unary(const char *op, double (*ref)(double), float lo, float hi) {
+    int64_t d[2] = {3, 17};
+    gb_tensor *x = rand_f32(2, d, lo, hi), *y;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op(op, 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_int_equal(y->ndim, 2);
+    for (int64_t i = 0; i < x->numel; i++) {
+        double want = ref(((float *)x->data)[i]);
+        double got = ((float *)y->data)[i];
+        if (fabs(got - want) > 1e-6 + 1e-6 * fabs(want)) {
+            print_error("%s(%g): got %g want %g\n", op, ((float *)x->data)[i], got, want);
+            fail();
+        }
+    }
+    gb_tensor_free(x);
+    gb_tensor_free(y);
+}
+
+static double neg_d(double x) { return -x; }
+
+static void test_unary_float(void **state) {
+    (void)state;
+    check_unary("Sqrt", sqrt, 0.0f, 100.0f);
+    check_unary("Exp", exp, -10.0f, 10.0f);
+    check_unary("Log", log, 0.001f, 100.0f);
+    check_unary("Neg", neg_d, -5.0f, 5.0f);
+    check_unary("Abs", fabs, -5.0f, 5.0f);
+    check_unary("Erf", erf, -3.0f, 3.0f);
+    /* edge values as NumPy gives them */
+    int64_t d3[1] = {3};
+    float xv[3] = {0.0f, -1.0f, INFINITY};
+    gb_tensor *x = tensor_f32(1, d3, xv), *y;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op("Log", 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_true(isinf(((float *)y->data)[0]) && ((float *)y->data)[0] < 0);
+    assert_true(isnan(((float *)y->data)[1]));
+    assert_true(isinf(((float *)y->data)[2]));
+    gb_tensor_free(y);
+    assert_int_equal(run_op("Sqrt", 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_true(isnan(((float *)y->data)[1]));
+    gb_tensor_free(y);
+    gb_tensor_free(x);
+}
+
+static void test_unary_int64_and_threads(void **state) {
+    (void)state;
+    int64_t d3[1] = {3};
+    int64_t xv[3] = {-4, 0, 9};
+    gb_tensor *x = tensor_i64(1, d3, xv), *y;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op("Neg", 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_int_equal(((int64_t *)y->data)[0], 4);
+    assert_int_equal(((int64_t *)y->data)[2], -9);
+    gb_tensor_free(y);
+    assert_int_equal(run_op("Abs", 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_int_equal(((int64_t *)y->data)[0], 4);
+    assert_int_equal(((int64_t *)y->data)[2], 9);
+    gb_tensor_free(y);
+    gb_tensor_free(x);
+
+    int64_t big[1] = {100003};
+    x = rand_f32(1, big, -3.0f, 3.0f);
+    gb_tensor *in2[1] = {x};
+    assert_int_equal(run_op("Exp", 13, NULL, 0, in2, 1, 2, &y), GB_OK);
+    for (int64_t i = 0; i < x->numel; i += 997)
+        assert_float_equal(((float *)y->data)[i], expf(((float *)x->data)[i]), 1e-6);
+    assert_float_equal(((float *)y->data)[x->numel - 1], expf(((float *)x->data)[x->numel - 1]),
+                       1e-6);
+    gb_tensor_free(y);
+    gb_tensor_free(x);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_add_hand_values),
+        cmocka_unit_test(test_broadcast_shapes),
+        cmocka_unit_test(test_broadcast_large_threaded),
+        cmocka_unit_test(test_scalars_and_empty),
+        cmocka_unit_test(test_shape_and_type_errors),
+        cmocka_unit_test(test_legacy_broadcast_axis),
+        cmocka_unit_test(test_int64_arith),
+        cmocka_unit_test(test_pow_types),
+        cmocka_unit_test(test_unary_float),
+        cmocka_unit_test(test_unary_int64_and_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

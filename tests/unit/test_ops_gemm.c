@@ -1,0 +1,321 @@
+/*
+ * test_ops_gemm.c — Gemm and MatMul against naive triple loops in double.
+ *
+ * Gemm: every combination of transA/transB, alpha/beta and each shape C may
+ * take under unidirectional broadcasting (absent, scalar, (N), (1, N),
+ * (M, 1), (M, N)). MatMul: NumPy matmul rules — 1-D operands promoted and
+ * the promoted dim removed from the result, batch dims broadcast — with the
+ * expected output shapes written out by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/util.h"
+
+/* ---- harness: run one op through init / infer / forward ------------------- */
+
+static gb__attr attr_i(const char *name, int64_t v) {
+    gb__attr a = {.name = (char *)name, .type = GB_ATTR_INT, .i = v};
+    return a;
+}
+
+static gb_tensor *tensor_f32(int ndim, const int64_t *dims, const float *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_F32, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_I64, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(int64_t));
+    return t;
+}
+
+/* Runs op_type on inputs (NULL entries = omitted optional inputs). On GB_OK
+ * *out holds the result (free with gb_tensor_free); otherwise *out is NULL. */
+static gb_status run_op(const char *op_type, int opset, gb__attr *attrs, int n_attrs,
+                        gb_tensor **in, int n_in, int n_threads, gb_tensor **out) {
+    *out = NULL;
+    const gb__op *op = gb__op_lookup(op_type);
+    assert_non_null(op);
+    gb_ctx *ctx;
+    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
+    int in_ids[8], out_ids[1] = {100};
+    for (int i = 0; i < n_in; i++) in_ids[i] = in[i] ? i : -1;
+    gb__node node = {.name = (char *)"node0", .op_type = (char *)op_type, .op = op,
+                     .opset = opset, .n_in = n_in, .n_out = 1, .in = in_ids, .out = out_ids,
+                     .n_attrs = n_attrs, .attrs = attrs};
+    gb_status st = op->init(ctx, &node);
+    if (st == GB_OK) {
+        gb_tensor y = {0};
+        gb_tensor *outs[1] = {&y};
+        size_t ws = 0;
+        double flops = 0;
+        st = op->infer(ctx, &node, in, outs, &ws, &flops);
+        if (st == GB_OK) {
+            gb_tensor *r;
+            assert_int_equal(gb_tensor_create(NULL, y.dtype, y.ndim, y.dims, &r), GB_OK);
+            void *wsbuf = ws ? malloc(ws) : NULL;
+            gb__exec ex = {.n_threads = n_threads, .ws = wsbuf, .ws_size = ws};
+            gb_tensor *const routs[1] = {r};
+            st = op->forward(&node, (const gb_tensor *const *)in, routs, &ex);
+            free(wsbuf);
+            if (st == GB_OK) *out = r;
+            else gb_tensor_free(r);
+        }
+    }
+    free(node.params);
+    gb_ctx_free(ctx);
+    return st;
+}
+
+static uint32_t rng_state = 987654321u;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static gb_tensor *rand_f32(int ndim, const int64_t *dims, float lo, float hi) {
+    gb_tensor *t = tensor_f32(ndim, dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        ((float *)t->data)[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
+    return t;
+}
+
+static gb__attr attr_f(const char *name, float v) {
+    gb__attr a = {.name = (char *)name, .type = GB_ATTR_FLOAT, .f = v};
+    return a;
+}
+
+static void expect_close(const float *got, const double *want, int64_t n, double tol) {
+    for (int64_t i = 0; i < n; i++) {
+        if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
+            print_error("element %lld: got %.8g want %.8g\n", (long long)i, got[i], want[i]);
+            fail();
+        }
+    }
+}
+
+/* ---- Gemm ------------------------------------------------------------------------ */
+
+/* c_kind: 0 absent, 1 scalar (0-d), 2 (N), 3 (1, N), 4 (M, 1), 5 (M, N), 6 (1, 1) */
+static void check_gemm(int64_t M, int64_t N, int64_t K, int ta, int tb, float alpha, float beta,
+                       int c_kind, int opset, int n_threads) {
+    int64_t ad[2] = {ta ? K : M, ta ? M : K}, bd[2] = {tb ? N : K, tb ? K : N};
+    gb_tensor *a = rand_f32(2, ad, -1, 1), *b = rand_f32(2, bd, -1, 1), *c = NULL, *y;
+    int64_t cd[2];
+    int cn = 0;
+    switch (c_kind) {
+    case 1: cn = 0; break;
+    case 2: cn = 1, cd[0] = N; break;
+    case 3: cn = 2, cd[0] = 1, cd[1] = N; break;
+    case 4: cn = 2, cd[0] = M, cd[1] = 1; break;
+    case 5: cn = 2, cd[0] = M, cd[1] = N; break;
+    case 6: cn = 2, cd[0] = 1, cd[1] = 1; break;
+    }
+    if (c_kind) c = rand_f32(cn, cd, -1, 1);
+    gb_tensor *in[3] = {a, b, c};
+    gb__attr at[4] = {attr_i("transA", ta), attr_i("transB", tb), attr_f("alpha", alpha),
+                      attr_f("beta", beta)};
+    assert_int_equal(run_op("Gemm", opset, at, 4, in, c ? 3 : 2, n_threads, &y), GB_OK);
+    assert_int_equal(y->ndim, 2);
+    assert_int_equal(y->dims[0], M);
+    assert_int_equal(y->dims[1], N);
+    double *want = calloc((size_t)(M * N) + 1, sizeof *want);
+    const float *A = a->data, *B = b->data;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double av = ta ? A[k * M + m] : A[m * K + k];
+                double bv = tb ? B[n * K + k] : B[k * N + n];
+                s += av * bv;
+            }
+            double cv = 0;
+            if (c) {
+                const float *C = c->data;
+                switch (c_kind) {
+                case 1: case 6: cv = C[0]; break;
+                case 2: case 3: cv = C[n]; break;
+                case 4: cv = C[m]; break;
+                case 5: cv = C[m * N + n]; break;
+                }
+            }
+            want[m * N + n] = alpha * s + beta * cv;
+        }
+    expect_close(y->data, want, M * N, 1e-5);
+    free(want);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(c);
+    gb_tensor_free(y);
+}
+
+static void test_gemm_combinations(void **state) {
+    (void)state;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int ck = 0; ck <= 6; ck++) {
+                check_gemm(3, 5, 4, ta, tb, 1.0f, 1.0f, ck, 13, 1);
+                check_gemm(4, 2, 7, ta, tb, 0.5f, -2.0f, ck, 11, 1);
+            }
+    check_gemm(1, 1, 1, 0, 0, 1.0f, 1.0f, 0, 13, 1);
+    check_gemm(70, 60, 50, 1, 1, 0.25f, 0.5f, 2, 13, 2); /* threaded C fill */
+    check_gemm(2, 3, 4, 0, 1, 1.0f, 1.0f, 2, 6, 1);      /* opset 6 (PyTorch Linear) */
+    check_gemm(3, 4, 0, 0, 0, 1.0f, 1.0f, 5, 13, 1);     /* K = 0: Y = beta * C */
+    check_gemm(3, 4, 0, 0, 0, 1.0f, 1.0f, 0, 13, 1);     /* K = 0, no C: zeros */
+}
+
+static void test_gemm_beta_zero_ignores_c(void **state) {
+    (void)state;
+    int64_t d22[2] = {2, 2};
+    float av[4] = {1, 2, 3, 4}, bv[4] = {1, 0, 0, 1}, cv[4] = {NAN, NAN, NAN, NAN};
+    gb_tensor *a = tensor_f32(2, d22, av), *b = tensor_f32(2, d22, bv), *c = tensor_f32(2, d22, cv);
+    gb_tensor *in[3] = {a, b, c}, *y;
+    gb__attr at[1] = {attr_f("beta", 0.0f)};
+    assert_int_equal(run_op("Gemm", 13, at, 1, in, 3, 1, &y), GB_OK);
+    for (int i = 0; i < 4; i++) assert_float_equal(((float *)y->data)[i], av[i], 0);
+    gb_tensor_free(y);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(c);
+}
+
+static void test_gemm_errors(void **state) {
+    (void)state;
+    int64_t d23[2] = {2, 3}, d24[2] = {2, 4}, d3[1] = {3}, d32[2] = {3, 2};
+    gb_tensor *a = tensor_f32(2, d23, NULL), *b = tensor_f32(2, d24, NULL);
+    gb_tensor *v = tensor_f32(1, d3, NULL), *b34 = tensor_f32(2, d32, NULL), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("Gemm", 13, NULL, 0, in, 2, 1, &y), GB_ERR_SHAPE); /* K 3 vs 2 */
+    gb_tensor *in2[2] = {a, v};
+    assert_int_equal(run_op("Gemm", 13, NULL, 0, in2, 2, 1, &y), GB_ERR_SHAPE); /* 1-D B */
+    /* (2,3) x (3,2) -> (2,2); C (3) does not broadcast to it */
+    gb_tensor *in3[3] = {a, b34, v};
+    assert_int_equal(run_op("Gemm", 13, NULL, 0, in3, 3, 1, &y), GB_ERR_SHAPE);
+    gb_tensor *ai = tensor_i64(2, d23, NULL);
+    gb_tensor *in4[2] = {ai, b34};
+    assert_int_equal(run_op("Gemm", 13, NULL, 0, in4, 2, 1, &y), GB_ERR_UNSUPPORTED);
+    gb_tensor_free(ai);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(v);
+    gb_tensor_free(b34);
+}
+
+/* ---- MatMul ------------------------------------------------------------------------ */
+
+/* Reference numpy.matmul for A (na dims) and B (nb dims), output shape given. */
+static void check_matmul(int na, const int64_t *ad, int nb, const int64_t *bd, int ny,
+                         const int64_t *yd, int n_threads) {
+    gb_tensor *a = rand_f32(na, ad, -1, 1), *b = rand_f32(nb, bd, -1, 1), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("MatMul", 13, NULL, 0, in, 2, n_threads, &y), GB_OK);
+    assert_int_equal(y->ndim, ny);
+    for (int i = 0; i < ny; i++) assert_int_equal(y->dims[i], yd[i]);
+    /* promote to >= 2-D, then broadcast batch dims (written out directly) */
+    int64_t M = na == 1 ? 1 : ad[na - 2], K = ad[na - 1], N = nb == 1 ? 1 : bd[nb - 1];
+    int ba = na > 2 ? na - 2 : 0, bb = nb > 2 ? nb - 2 : 0, bo = ba > bb ? ba : bb;
+    int64_t bod[GB_MAX_DIMS], nbatch = 1;
+    for (int i = 0; i < bo; i++) {
+        int64_t x = i < bo - ba ? 1 : ad[i - (bo - ba)];
+        int64_t z = i < bo - bb ? 1 : bd[i - (bo - bb)];
+        bod[i] = x == 1 ? z : x;
+        nbatch *= bod[i];
+    }
+    double *want = calloc((size_t)(nbatch * M * N) + 1, sizeof *want);
+    const float *A = a->data, *B = b->data;
+    for (int64_t t = 0; t < nbatch; t++) {
+        int64_t idx[GB_MAX_DIMS], r = t, ia = 0, ib = 0;
+        for (int i = bo - 1; i >= 0; i--) idx[i] = r % bod[i], r /= bod[i];
+        for (int i = 0; i < ba; i++) {
+            int64_t dim = ad[i];
+            ia = ia * dim + (dim == 1 ? 0 : idx[i + bo - ba]);
+        }
+        for (int i = 0; i < bb; i++) {
+            int64_t dim = bd[i];
+            ib = ib * dim + (dim == 1 ? 0 : idx[i + bo - bb]);
+        }
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)A[ia * M * K + m * K + k] * B[ib * K * N + k * N + n];
+                want[t * M * N + m * N + n] = s;
+            }
+    }
+    expect_close(y->data, want, nbatch * M * N, 1e-5);
+    free(want);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(y);
+}
+
+static void test_matmul_shapes(void **state) {
+    (void)state;
+    { int64_t a[2] = {3, 4}, b[2] = {4, 5}, y[2] = {3, 5}; check_matmul(2, a, 2, b, 2, y, 1); }
+    { int64_t a[1] = {4}, b[2] = {4, 5}, y[1] = {5}; check_matmul(1, a, 2, b, 1, y, 1); }
+    { int64_t a[2] = {3, 4}, b[1] = {4}, y[1] = {3}; check_matmul(2, a, 1, b, 1, y, 1); }
+    { int64_t a[1] = {4}, b[1] = {4}; check_matmul(1, a, 1, b, 0, NULL, 1); } /* dot: 0-d */
+    /* Linear on (B, T, C): batch folds into M */
+    { int64_t a[3] = {2, 3, 4}, b[2] = {4, 5}, y[3] = {2, 3, 5}; check_matmul(3, a, 2, b, 3, y, 1); }
+    /* shared A, batched B */
+    { int64_t a[2] = {3, 4}, b[3] = {2, 4, 5}, y[3] = {2, 3, 5}; check_matmul(2, a, 3, b, 3, y, 1); }
+    /* batch broadcast both ways */
+    {
+        int64_t a[4] = {2, 1, 3, 4}, b[3] = {3, 4, 5}, y[4] = {2, 3, 3, 5};
+        check_matmul(4, a, 3, b, 4, y, 1);
+    }
+    {
+        int64_t a[4] = {2, 1, 3, 4}, b[4] = {1, 5, 4, 2}, y[4] = {2, 5, 3, 2};
+        check_matmul(4, a, 4, b, 4, y, 1);
+    }
+    /* 1-D with batched other operand */
+    { int64_t a[1] = {4}, b[3] = {2, 4, 5}, y[2] = {2, 5}; check_matmul(1, a, 3, b, 2, y, 1); }
+    { int64_t a[3] = {2, 3, 4}, b[1] = {4}, y[2] = {2, 3}; check_matmul(3, a, 1, b, 2, y, 1); }
+    /* B with batch of size 1 everywhere: still folds */
+    { int64_t a[3] = {2, 3, 4}, b[3] = {1, 4, 5}, y[3] = {2, 3, 5}; check_matmul(3, a, 3, b, 3, y, 1); }
+    /* bigger, 2 threads (BLAS threads itself) */
+    { int64_t a[3] = {4, 33, 65}, b[3] = {4, 65, 17}, y[3] = {4, 33, 17}; check_matmul(3, a, 3, b, 3, y, 2); }
+    /* K = 0: zeros */
+    { int64_t a[2] = {3, 0}, b[2] = {0, 2}, y[2] = {3, 2}; check_matmul(2, a, 2, b, 2, y, 1); }
+}
+
+static void test_matmul_errors(void **state) {
+    (void)state;
+    int64_t d34[2] = {3, 4}, d35[2] = {3, 5}, b2[3] = {2, 3, 4}, b3[3] = {3, 4, 5};
+    gb_tensor *a = tensor_f32(2, d34, NULL), *b = tensor_f32(2, d35, NULL), *y;
+    gb_tensor *in[2] = {a, b};
+    assert_int_equal(run_op("MatMul", 13, NULL, 0, in, 2, 1, &y), GB_ERR_SHAPE);
+    gb_tensor *c = tensor_f32(3, b2, NULL), *d = tensor_f32(3, b3, NULL);
+    gb_tensor *in2[2] = {c, d}; /* batch 2 vs 3 */
+    assert_int_equal(run_op("MatMul", 13, NULL, 0, in2, 2, 1, &y), GB_ERR_SHAPE);
+    gb_tensor *s = tensor_f32(0, NULL, NULL);
+    gb_tensor *in3[2] = {s, a};
+    assert_int_equal(run_op("MatMul", 13, NULL, 0, in3, 2, 1, &y), GB_ERR_SHAPE);
+    gb_tensor_free(s);
+    gb_tensor_free(a);
+    gb_tensor_free(b);
+    gb_tensor_free(c);
+    gb_tensor_free(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_combinations),
+        cmocka_unit_test(test_gemm_beta_zero_ignores_c),
+        cmocka_unit_test(test_gemm_errors),
+        cmocka_unit_test(test_matmul_shapes),
+        cmocka_unit_test(test_matmul_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,258 @@
+/*
+ * test_ops_softmax.c — Softmax, LogSoftmax and Hardmax, both opset semantics.
+ *
+ * The reference normalises in double precision over an explicit list of the
+ * elements of each group: for opset >= 13 the elements sharing all
+ * coordinates except `axis`; for opset < 13 the elements sharing the
+ * coordinates before `axis` (the 2-D coercion). It computes exp(x) / sum
+ * directly (no max subtraction), so inputs are kept moderate there; the
+ * large-number cases check shift invariance instead.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/util.h"
+
+/* ---- harness: run one op through init / infer / forward ------------------- */
+
+static gb__attr attr_i(const char *name, int64_t v) {
+    gb__attr a = {.name = (char *)name, .type = GB_ATTR_INT, .i = v};
+    return a;
+}
+
+static gb_tensor *tensor_f32(int ndim, const int64_t *dims, const float *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_F32, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+static gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
+    gb_tensor *t;
+    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_I64, ndim, dims, &t), GB_OK);
+    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(int64_t));
+    return t;
+}
+
+/* Runs op_type on inputs (NULL entries = omitted optional inputs). On GB_OK
+ * *out holds the result (free with gb_tensor_free); otherwise *out is NULL. */
+static gb_status run_op(const char *op_type, int opset, gb__attr *attrs, int n_attrs,
+                        gb_tensor **in, int n_in, int n_threads, gb_tensor **out) {
+    *out = NULL;
+    const gb__op *op = gb__op_lookup(op_type);
+    assert_non_null(op);
+    gb_ctx *ctx;
+    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
+    int in_ids[8], out_ids[1] = {100};
+    for (int i = 0; i < n_in; i++) in_ids[i] = in[i] ? i : -1;
+    gb__node node = {.name = (char *)"node0", .op_type = (char *)op_type, .op = op,
+                     .opset = opset, .n_in = n_in, .n_out = 1, .in = in_ids, .out = out_ids,
+                     .n_attrs = n_attrs, .attrs = attrs};
+    gb_status st = op->init(ctx, &node);
+    if (st == GB_OK) {
+        gb_tensor y = {0};
+        gb_tensor *outs[1] = {&y};
+        size_t ws = 0;
+        double flops = 0;
+        st = op->infer(ctx, &node, in, outs, &ws, &flops);
+        if (st == GB_OK) {
+            gb_tensor *r;
+            assert_int_equal(gb_tensor_create(NULL, y.dtype, y.ndim, y.dims, &r), GB_OK);
+            void *wsbuf = ws ? malloc(ws) : NULL;
+            gb__exec ex = {.n_threads = n_threads, .ws = wsbuf, .ws_size = ws};
+            gb_tensor *const routs[1] = {r};
+            st = op->forward(&node, (const gb_tensor *const *)in, routs, &ex);
+            free(wsbuf);
+            if (st == GB_OK) *out = r;
+            else gb_tensor_free(r);
+        }
+    }
+    free(node.params);
+    gb_ctx_free(ctx);
+    return st;
+}
+
+static uint32_t rng_state = 987654321u;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static gb_tensor *rand_f32(int ndim, const int64_t *dims, float lo, float hi) {
+    gb_tensor *t = tensor_f32(ndim, dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        ((float *)t->data)[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
+    return t;
+}
+
+/* ---- reference ------------------------------------------------------------------ */
+
+/* Group key of element p: its flat index with the normalised coordinates
+ * (axis only, or axis and all after it for the 2-D coercion) set to 0. */
+static int64_t group_key(int nd, const int64_t *dims, int axis, bool coerce, int64_t p) {
+    int64_t idx[GB_MAX_DIMS], key = 0;
+    for (int i = nd - 1; i >= 0; i--) idx[i] = p % dims[i], p /= dims[i];
+    for (int i = 0; i < nd; i++) {
+        bool normalised = coerce ? i >= axis : i == axis;
+        key = key * dims[i] + (normalised ? 0 : idx[i]);
+    }
+    return key;
+}
+
+/* y = op(x) by the definitions, in double; kind: 0 softmax, 1 log softmax,
+ * 2 hardmax (1 at the first maximum of each group). */
+static void ref_normalise(int kind, const float *x, int nd, const int64_t *dims, int axis,
+                          bool coerce, double *y) {
+    int64_t n = gb__numel(nd, dims);
+    double *sum = calloc((size_t)n, sizeof *sum), *best = malloc((size_t)n * sizeof *best);
+    int64_t *arg = malloc((size_t)n * sizeof *arg);
+    for (int64_t k = 0; k < n; k++) best[k] = -INFINITY, arg[k] = -1;
+    for (int64_t p = 0; p < n; p++) {
+        int64_t k = group_key(nd, dims, axis, coerce, p);
+        sum[k] += exp(x[p]);
+        if (x[p] > best[k]) best[k] = x[p], arg[k] = p;
+    }
+    for (int64_t p = 0; p < n; p++) {
+        int64_t k = group_key(nd, dims, axis, coerce, p);
+        y[p] = kind == 0 ? exp(x[p]) / sum[k] : kind == 1 ? x[p] - log(sum[k]) : p == arg[k];
+    }
+    free(sum);
+    free(best);
+    free(arg);
+}
+
+static void check_softmax(const char *op, int opset, int nd, const int64_t *dims, bool set_axis,
+                          int64_t axis, int n_threads) {
+    int kind = !strcmp(op, "Softmax") ? 0 : !strcmp(op, "LogSoftmax") ? 1 : 2;
+    gb_tensor *x = rand_f32(nd, dims, -4.0f, 4.0f), *y;
+    gb_tensor *in[1] = {x};
+    gb__attr at[1] = {attr_i("axis", axis)};
+    assert_int_equal(run_op(op, opset, at, set_axis ? 1 : 0, in, 1, n_threads, &y), GB_OK);
+    assert_int_equal(y->ndim, nd);
+    bool coerce = opset < 13;
+    int64_t a = set_axis ? axis : coerce ? 1 : -1;
+    if (a < 0) a += nd;
+    double *ref = malloc((size_t)x->numel * sizeof *ref);
+    ref_normalise(kind, x->data, nd, dims, (int)a, coerce, ref);
+    for (int64_t p = 0; p < x->numel; p++) {
+        double want = ref[p];
+        double got = ((float *)y->data)[p];
+        if (!(fabs(got - want) <= 1e-6 + 1e-5 * fabs(want))) {
+            print_error("%s opset %d axis %lld p=%lld: got %.8g want %.8g\n", op, opset,
+                        (long long)axis, (long long)p, got, want);
+            fail();
+        }
+    }
+    free(ref);
+    gb_tensor_free(x);
+    gb_tensor_free(y);
+}
+
+static void test_softmax_opset13(void **state) {
+    (void)state;
+    int64_t d[3] = {2, 3, 4};
+    const char *ops[3] = {"Softmax", "LogSoftmax", "Hardmax"};
+    for (int o = 0; o < 3; o++) {
+        check_softmax(ops[o], 13, 3, d, false, 0, 1); /* default axis -1 */
+        for (int64_t a = -3; a < 3; a++) check_softmax(ops[o], 13, 3, d, true, a, 1);
+    }
+    int64_t d1[1] = {7};
+    check_softmax("Softmax", 13, 1, d1, false, 0, 1);
+}
+
+static void test_softmax_opset11_coerces_to_2d(void **state) {
+    (void)state;
+    int64_t d[3] = {2, 3, 4};
+    const char *ops[3] = {"Softmax", "LogSoftmax", "Hardmax"};
+    for (int o = 0; o < 3; o++) {
+        check_softmax(ops[o], 11, 3, d, false, 0, 1); /* default axis 1: rows of 12 */
+        for (int64_t a = -3; a <= 3; a++) check_softmax(ops[o], 11, 3, d, true, a, 1);
+        check_softmax(ops[o], 1, 3, d, true, 2, 1);
+    }
+    /* axis 1 differs between the two semantics: rows of 12 vs columns of 3 */
+    float xv[24];
+    for (int i = 0; i < 24; i++) xv[i] = (float)i / 10.0f;
+    gb_tensor *x = tensor_f32(3, d, xv), *y11, *y13;
+    gb_tensor *in[1] = {x};
+    gb__attr at[1] = {attr_i("axis", 1)};
+    assert_int_equal(run_op("Softmax", 11, at, 1, in, 1, 1, &y11), GB_OK);
+    assert_int_equal(run_op("Softmax", 13, at, 1, in, 1, 1, &y13), GB_OK);
+    double s11 = 0, s13 = 0;
+    for (int i = 0; i < 12; i++) s11 += ((float *)y11->data)[i];
+    for (int c = 0; c < 3; c++) s13 += ((float *)y13->data)[c * 4];
+    assert_float_equal(s11, 1.0, 1e-6);
+    assert_float_equal(s13, 1.0, 1e-6);
+    assert_true(fabsf(((float *)y11->data)[0] - ((float *)y13->data)[0]) > 0.01f);
+    gb_tensor_free(y11);
+    gb_tensor_free(y13);
+    gb_tensor_free(x);
+}
+
+static void test_softmax_large_numbers(void **state) {
+    (void)state;
+    int64_t d[2] = {2, 4};
+    float xv[8] = {0, 1, 2, 3, 10000, 10001, 10002, 10003};
+    gb_tensor *x = tensor_f32(2, d, xv), *y, *ly;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op("Softmax", 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    assert_int_equal(run_op("LogSoftmax", 13, NULL, 0, in, 1, 1, &ly), GB_OK);
+    /* softmax is shift invariant: both rows equal softmax([0, 1, 2, 3]) */
+    double sum = exp(0) + exp(1) + exp(2) + exp(3);
+    for (int i = 0; i < 4; i++) {
+        double want = exp(i) / sum;
+        assert_float_equal(((float *)y->data)[i], want, 1e-6);
+        assert_float_equal(((float *)y->data)[4 + i], want, 1e-6);
+        assert_float_equal(((float *)ly->data)[i], log(want), 1e-5);
+        assert_float_equal(((float *)ly->data)[4 + i], log(want), 1e-5);
+    }
+    gb_tensor_free(y);
+    gb_tensor_free(ly);
+    gb_tensor_free(x);
+}
+
+static void test_softmax_threaded_and_strided(void **state) {
+    (void)state;
+    int64_t big[3] = {3, 50, 70}; /* above the parallel threshold */
+    check_softmax("Softmax", 13, 3, big, true, 1, 2);  /* strided columns */
+    check_softmax("LogSoftmax", 13, 3, big, true, -1, 2);
+    check_softmax("Softmax", 11, 3, big, true, 1, 2);
+}
+
+static void test_hardmax_ties_and_errors(void **state) {
+    (void)state;
+    int64_t d[2] = {2, 3};
+    float xv[6] = {1, 3, 3, 2, 2, 2};
+    gb_tensor *x = tensor_f32(2, d, xv), *y;
+    gb_tensor *in[1] = {x};
+    assert_int_equal(run_op("Hardmax", 13, NULL, 0, in, 1, 1, &y), GB_OK);
+    const float want[6] = {0, 1, 0, 1, 0, 0}; /* first maximum wins */
+    for (int i = 0; i < 6; i++) assert_float_equal(((float *)y->data)[i], want[i], 0);
+    gb_tensor_free(y);
+    gb__attr at[1] = {attr_i("axis", 2)};
+    assert_int_equal(run_op("Softmax", 13, at, 1, in, 1, 1, &y), GB_ERR_SHAPE);
+    gb__attr at3[1] = {attr_i("axis", 3)};
+    assert_int_equal(run_op("Softmax", 11, at3, 1, in, 1, 1, &y), GB_ERR_SHAPE);
+    gb_tensor_free(x);
+    gb_tensor *xi = tensor_i64(2, d, NULL);
+    gb_tensor *in2[1] = {xi};
+    assert_int_equal(run_op("LogSoftmax", 13, NULL, 0, in2, 1, 1, &y), GB_ERR_UNSUPPORTED);
+    gb_tensor_free(xi);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_softmax_opset13),
+        cmocka_unit_test(test_softmax_opset11_coerces_to_2d),
+        cmocka_unit_test(test_softmax_large_numbers),
+        cmocka_unit_test(test_softmax_threaded_and_strided),
+        cmocka_unit_test(test_hardmax_ties_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -6,7 +6,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
 libopenblas-dev libstb-dev zlib1g-dev libcmocka-dev python3 python3-numpy python3-torch python3-torchvision
-python3-onnx dataset-fashion-mnist clang libclang-rt-14-dev valgrind"
+python3-onnx dataset-fashion-mnist clang libclang-rt-14-dev libomp-14-dev valgrind"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -29,6 +29,7 @@ static const struct {
 } commands[] = {
     {"info", gb_cmd_info, "MODEL                      inputs, outputs, nodes with shapes, params and FLOPs"},
     {"run", gb_cmd_run, "--model M --input x.npy... --out-dir D   run forward, write every output as .npy"},
+    {"grad", gb_cmd_grad, "--model M --input x.npy [--target K] [--at T] --out g.npy   gradient of a logit"},
 };
 
 static void usage(FILE *f) {

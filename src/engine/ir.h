@@ -102,6 +102,9 @@ typedef struct {
  * alias:   optional; if true the op is a pure view (Reshape, Flatten,
  *          Squeeze, Unsqueeze, Identity, Dropout): output 0 shares input 0's
  *          data and forward is not called.
+ * const_inputs: bit k set when infer reads input k's VALUES (a shape,
+ *          axes, scales...). A graph input feeding such a position is then
+ *          planned by value: the plan is redone when its values change.
  * shape_only: optional; true when the outputs depend only on input shapes
  *          (Shape): the node is then always evaluated at plan time.
  * backward: vector-Jacobian product. Given the forward inputs and outputs
@@ -128,6 +131,7 @@ struct gb__op {
                          gb_tensor *const *out, const gb__exec *ex);
     bool alias;
     bool shape_only;
+    uint32_t const_inputs;
     gb_status (*backward)(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
                           const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex);
 };

@@ -66,6 +66,7 @@ void gb_session_free(gb_session *s) {
     free(s->arena);
     free(s->ws);
     free(s->garena);
+    free(s->by_value);
     free(s);
 }
 
@@ -123,8 +124,10 @@ static bool same_shapes(const gb_session *s, const gb_tensor *const *inputs, int
         if (p->dtype != inputs[i]->dtype || p->ndim != inputs[i]->ndim) return false;
         for (int k = 0; k < p->ndim; k++)
             if (p->dims[k] != inputs[i]->dims[k]) return false;
-        /* int64 inputs are planned by value (see gb_session_plan). */
-        if (p->dtype == GB_DTYPE_I64 && memcmp(p->data, inputs[i]->data, (size_t)p->numel * 8) != 0) return false;
+        /* Some inputs are planned by value (see gb_session_plan). */
+        if (s->by_value[i] &&
+            memcmp(p->data, inputs[i]->data, (size_t)p->numel * gb_dtype_size(p->dtype)) != 0)
+            return false;
     }
     return true;
 }
@@ -319,6 +322,17 @@ gb_status gb_session_plan(gb_session *s, const gb_tensor *const *inputs, int n_i
     release_plan(s);
     gb_model *m = s->m;
     int nt = m->n_tensors, nn = m->n_nodes;
+    if (!s->by_value) {
+        s->by_value = calloc((size_t)m->n_inputs + 1, 1);
+        if (!s->by_value) return gb__err(s->ctx, GB_ERR_NOMEM, "out of memory");
+        for (int i = 0; i < m->n_inputs; i++) {
+            int id = m->inputs[i];
+            s->by_value[i] = m->tensors[id].decl.dtype == GB_DTYPE_I64;
+            for (int j = 0; j < m->n_nodes; j++)
+                for (int k = 0; k < m->nodes[j].n_in && k < 32; k++)
+                    if (m->nodes[j].in[k] == id && (m->nodes[j].op->const_inputs >> k & 1u)) s->by_value[i] = 1;
+        }
+    }
     s->t = calloc((size_t)nt + 1, sizeof *s->t);
     s->is_const = calloc((size_t)nt + 1, 1);
     s->owned = calloc((size_t)nt + 1, sizeof *s->owned);
@@ -343,11 +357,12 @@ gb_status gb_session_plan(gb_session *s, const gb_tensor *const *inputs, int n_i
         gb_tensor *t = &s->t[id];
         gb__set_shape(t, inputs[i]->dtype, inputs[i]->ndim, inputs[i]->dims);
         t->data = NULL;
-        /* int64 graph inputs carry shapes, axes and indices: the plan takes
-         * their values as constants (so a Reshape fed by an input can be
-         * planned) and is redone when the values change. */
-        if (t->dtype == GB_DTYPE_I64) {
-            size_t bytes = (size_t)t->numel * 8;
+        /* int64 graph inputs (shapes, axes, indices) and inputs that feed a
+         * value-reading position (Resize's scales...) are taken by value:
+         * the plan treats them as constants, so a Reshape fed by an input
+         * can be planned, and is redone when the values change. */
+        if (s->by_value[i]) {
+            size_t bytes = (size_t)t->numel * gb_dtype_size(t->dtype);
             if (!(s->owned[id] = malloc(bytes ? bytes : 1))) {
                 release_plan(s);
                 return gb__err(s->ctx, GB_ERR_NOMEM, "out of memory");

@@ -15,6 +15,7 @@ struct gb_session {
     float *garena;
     size_t garena_size;
     bool has_grad;
+    unsigned char *by_value; /* per graph input: planned by value (see plan) */
     /* per tensor id */
     gb_tensor *t;           /* shape, dtype and data pointer of every tensor */
     unsigned char *is_const;/* known at plan time */

@@ -379,9 +379,17 @@ static gb_status build_model(gb_ctx *ctx, const Onnx__ModelProto *mp, gb_model *
     if (!m->inputs || !m->outputs) { st = gb__err(ctx, GB_ERR_NOMEM, "out of memory"); goto out; }
     for (size_t i = 0; i < g->n_input; i++) {
         const Onnx__ValueInfoProto *vi = g->input[i];
-        int id = add_tensor(m, &tab, vi->name ? vi->name : "");
+        if (!vi->name || !vi->name[0]) {
+            st = gb__err(ctx, GB_ERR_FORMAT, "graph input %zu has no name", i);
+            goto out;
+        }
+        int id = add_tensor(m, &tab, vi->name);
         if (id < 0) { st = gb__err(ctx, GB_ERR_NOMEM, "out of memory"); goto out; }
         if (m->tensors[id].init) continue;
+        if (m->tensors[id].decl.name) { /* the session would bind it twice */
+            st = gb__err(ctx, GB_ERR_FORMAT, "graph input '%s' is listed twice", vi->name);
+            goto out;
+        }
         if ((st = convert_value_info(ctx, vi, &m->tensors[id].decl, "graph input"))) goto out;
         m->tensors[id].decl.name = m->tensors[id].name;
         m->inputs[m->n_inputs++] = id;
@@ -435,8 +443,11 @@ static gb_status build_model(gb_ctx *ctx, const Onnx__ModelProto *mp, gb_model *
             }
             int id = add_tensor(m, &tab, nm);
             if (id < 0) { st = gb__err(ctx, GB_ERR_NOMEM, "out of memory"); goto out; }
-            if (m->tensors[id].producer >= 0 || m->tensors[id].init) {
-                st = gb__err(ctx, GB_ERR_FORMAT, "node '%s' writes tensor '%s', which is already defined", n->name, nm);
+            /* decl.name is set only for graph inputs at this point: a node
+             * writing one would write into the caller's input buffer. */
+            if (m->tensors[id].producer >= 0 || m->tensors[id].init || m->tensors[id].decl.name) {
+                st = gb__err(ctx, GB_ERR_FORMAT, "node '%s' writes tensor '%s', which is already defined%s", n->name,
+                             nm, m->tensors[id].decl.name ? " as a graph input" : "");
                 goto out;
             }
             m->tensors[id].producer = m->n_nodes - 1;

@@ -119,6 +119,83 @@ static void act_run(const act_params *p, float *y, const float *x, int64_t n) {
     }
 }
 
+/*
+ * dx[i] += g[i] * f'(x[i]) (y = f(x) is the forward output). Comparisons are
+ * written as PyTorch's backward kernels write them (threshold_backward,
+ * leaky_relu_backward, elu_backward, hardsigmoid/hardswish_backward,
+ * softshrink_backward), so the value at each kink is PyTorch's:
+ *   Relu:        x > 0 ? 1 : 0                       (Relu'(0) = 0)
+ *   LeakyRelu:   x > 0 ? 1 : alpha                    (alpha at 0)
+ *   Elu:         x > 0 ? 1 : alpha e^x                (alpha at 0)
+ *   Selu:        x > 0 ? gamma : gamma alpha e^x
+ *   Celu:        x > 0 ? 1 : e^(x/alpha)              (1 at 0)
+ *   Sigmoid:     y (1 - y);   Tanh: 1 - y^2
+ *   HardSigmoid: 0 < alpha x + beta < 1 ? alpha : 0   (0 on both corners)
+ *   HardSwish:   x < -3 ? 0 : x <= 3 ? x/3 + 1/2 : 1  (-1/2 at -3, 3/2 at 3)
+ *   Softplus:    sigmoid(x)
+ *   Softsign:    1 / (1 + |x|)^2
+ *   ThresholdedRelu: x > alpha ? 1 : 0
+ *   Shrink:      |x| > lambd ? 1 : 0                  (0 at +-lambd)
+ * A NaN input gets the branch PyTorch's comparison gives it.
+ */
+static void act_bwd_run(const act_params *p, float *dx, const float *x, const float *y,
+                        const float *g, int64_t n) {
+    const float alpha = p->alpha, beta = p->beta, gamma = p->gamma;
+    switch (p->kind) {
+    case ACT_RELU:
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] <= 0.0f ? 0.0f : g[i];
+        break;
+    case ACT_LEAKY_RELU:
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? g[i] : alpha * g[i];
+        break;
+    case ACT_ELU:
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] <= 0.0f ? g[i] * alpha * expf(x[i]) : g[i];
+        break;
+    case ACT_SELU:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += x[i] <= 0.0f ? g[i] * gamma * alpha * expf(x[i]) : g[i] * gamma;
+        break;
+    case ACT_CELU:
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] <= 0.0f ? g[i] * expf(x[i] / alpha) : g[i];
+        break;
+    case ACT_SIGMOID:
+        for (int64_t i = 0; i < n; i++) dx[i] += g[i] * y[i] * (1.0f - y[i]);
+        break;
+    case ACT_TANH:
+        for (int64_t i = 0; i < n; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
+        break;
+    case ACT_HARD_SIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float v = alpha * x[i] + beta;
+            dx[i] += v > 0.0f && v < 1.0f ? alpha * g[i] : 0.0f;
+        }
+        break;
+    case ACT_HARD_SWISH:
+        for (int64_t i = 0; i < n; i++)
+            dx[i] += x[i] < -3.0f ? 0.0f : x[i] <= 3.0f ? g[i] * (x[i] / 3.0f + 0.5f) : g[i];
+        break;
+    case ACT_SOFTPLUS: /* sigmoid(x), without overflow for large |x| */
+        for (int64_t i = 0; i < n; i++) {
+            float e = expf(-fabsf(x[i]));
+            float s = x[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+            dx[i] += g[i] * s;
+        }
+        break;
+    case ACT_SOFTSIGN:
+        for (int64_t i = 0; i < n; i++) {
+            float d = 1.0f + fabsf(x[i]);
+            dx[i] += g[i] / (d * d);
+        }
+        break;
+    case ACT_THRESHOLDED_RELU:
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] <= alpha ? 0.0f : g[i];
+        break;
+    case ACT_SHRINK:
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] >= -alpha && x[i] <= alpha ? 0.0f : g[i];
+        break;
+    }
+}
+
 static gb_status act_init(gb_ctx *ctx, gb__node *n, act_kind kind, float alpha, float beta,
                           float gamma) {
     gb_status st = gb__check_arity(ctx, n, 1, 1, 1, 1);
@@ -156,6 +233,24 @@ static gb_status act_forward(const gb__node *n, const gb_tensor *const *in,
         int64_t lo, hi;
         split_range(total, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
         if (hi > lo) act_run(p, y + lo, x + lo, hi - lo);
+    }
+    return GB_OK;
+}
+
+static gb_status act_backward(const gb__node *n, const gb_tensor *const *in,
+                              const gb_tensor *const *out, const gb_tensor *const *dout,
+                              gb_tensor *const *din, const gb__exec *ex) {
+    const act_params *p = n->params;
+    if (!dout[0] || !din[0]) return GB_OK;
+    const float *x = GB_CF32(in[0]), *y = GB_CF32(out[0]), *g = GB_CF32(dout[0]);
+    float *dx = GB_F32(din[0]);
+    int64_t total = in[0]->numel;
+    int nt = total > GB_PAR_MIN ? ex->n_threads : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo, hi;
+        split_range(total, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        if (hi > lo) act_bwd_run(p, dx + lo, x + lo, y + lo, g + lo, hi - lo);
     }
     return GB_OK;
 }
@@ -209,7 +304,8 @@ static gb_status Shrink_init(gb_ctx *ctx, gb__node *n) {
 
 #define GB_ACT_OP(Name) \
     const gb__op gb__op_##Name = { \
-        .name = #Name, .init = Name##_init, .infer = act_infer, .forward = act_forward};
+        .name = #Name, .init = Name##_init, .infer = act_infer, .forward = act_forward, \
+        .backward = act_backward};
 
 GB_ACT_OP(Relu)
 GB_ACT_OP(LeakyRelu)
@@ -268,46 +364,63 @@ static gb_status PRelu_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *i
     return GB_OK;
 }
 
+/* X viewed as rows for PRelu: `rows` rows of `inner` elements, along each of
+ * which the slope has a fixed stride `sstride` (0 or 1...). Trailing dims
+ * over which the slope is constant (stride 0) or contiguous (stride 1
+ * continued) are merged: for X (N, C, H, W) and slope (C, 1, 1) a row is
+ * one (H*W) plane. Dims 0..d (d may be -1) are walked per row, with the
+ * slope's broadcast strides ss. */
+typedef struct {
+    int64_t rows, inner, sstride;
+    int d;
+    int64_t ss[GB_MAX_DIMS];
+} prelu_rows;
+
+static void prelu_plan(const gb__node *n, const gb_tensor *x, const gb_tensor *s, prelu_rows *r) {
+    int ns;
+    int64_t sd[GB_MAX_DIMS];
+    prelu_slope_shape(n, x, s, &ns, sd);
+    gb__broadcast_strides(ns, sd, x->ndim, x->dims, r->ss);
+    r->inner = 1;
+    r->sstride = 0;
+    r->d = x->ndim - 1;
+    if (r->d >= 0) {
+        r->inner = x->dims[r->d];
+        r->sstride = r->ss[r->d];
+        for (r->d = r->d - 1; r->d >= 0; r->d--) {
+            if (x->dims[r->d] == 1) continue;
+            if (r->ss[r->d] != r->sstride * r->inner) break;
+            r->inner *= x->dims[r->d];
+        }
+    }
+    r->rows = r->inner ? x->numel / r->inner : 0;
+}
+
+/* Offset into the slope of the first element of row r. */
+static int64_t prelu_row_slope(const prelu_rows *pr, const gb_tensor *x, int64_t r) {
+    int64_t off = 0, q = r;
+    for (int j = pr->d; j >= 0; j--) {
+        off += (q % x->dims[j]) * pr->ss[j];
+        q /= x->dims[j];
+    }
+    return off;
+}
+
 static gb_status PRelu_forward(const gb__node *n, const gb_tensor *const *in,
                                gb_tensor *const *out, const gb__exec *ex) {
     const gb_tensor *x = in[0], *s = in[1];
     const float *xp = GB_CF32(x), *sp = GB_CF32(s);
     float *yp = GB_F32(out[0]);
-    int ns;
-    int64_t sd[GB_MAX_DIMS], ss[GB_MAX_DIMS];
-    prelu_slope_shape(n, x, s, &ns, sd);
-    gb__broadcast_strides(ns, sd, x->ndim, x->dims, ss);
-
-    /* Merge trailing dims over which the slope is constant (stride 0) or
-     * contiguous (stride 1 continued), so each row has a fixed slope stride:
-     * for X (N, C, H, W) and slope (C, 1, 1) a row is one (H*W) plane. */
-    int64_t inner = 1, sstride = 0;
-    int d = x->ndim - 1;
-    if (d >= 0) {
-        inner = x->dims[d];
-        sstride = ss[d];
-        for (d = d - 1; d >= 0; d--) {
-            if (x->dims[d] == 1) continue;
-            if (ss[d] != sstride * inner) break;
-            inner *= x->dims[d];
-        }
-    }
-    /* dims 0..d (d may be -1) are walked per row */
-    int64_t total = x->numel;
-    if (total == 0) return GB_OK;
-    int64_t rows = total / inner;
-    int nt = total > GB_PAR_MIN ? ex->n_threads : 1;
+    if (x->numel == 0) return GB_OK;
+    prelu_rows pr;
+    prelu_plan(n, x, s, &pr);
+    const int64_t inner = pr.inner, sstride = pr.sstride;
+    int nt = x->numel > GB_PAR_MIN ? ex->n_threads : 1;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        /* slope offset of this row from its multi-index over dims 0..d */
-        int64_t off = 0, q = r;
-        for (int j = d; j >= 0; j--) {
-            off += (q % x->dims[j]) * ss[j];
-            q /= x->dims[j];
-        }
+    for (int64_t r = 0; r < pr.rows; r++) {
         const float *xr = xp + r * inner;
         float *yr = yp + r * inner;
-        const float *sr = sp + off;
+        const float *sr = sp + prelu_row_slope(&pr, x, r);
         if (sstride == 0) {
             const float a = sr[0];
             for (int64_t i = 0; i < inner; i++) yr[i] = xr[i] < 0.0f ? a * xr[i] : xr[i];
@@ -319,8 +432,57 @@ static gb_status PRelu_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/*
+ * PRelu backward, PyTorch's prelu formulas:
+ *   dX     += X > 0 ? g : slope * g            (slope at X = 0)
+ *   dslope += sum over the X elements sharing that slope of (X > 0 ? 0 : X * g)
+ * dX is split across threads by rows. The slope gradient (only asked for in
+ * training, or when the slope is a graph input) reduces many rows into one
+ * slope entry, so it runs serially in row order: deterministic.
+ */
+static gb_status PRelu_backward(const gb__node *n, const gb_tensor *const *in,
+                                const gb_tensor *const *out, const gb_tensor *const *dout,
+                                gb_tensor *const *din, const gb__exec *ex) {
+    (void)out;
+    const gb_tensor *x = in[0], *s = in[1];
+    if (!dout[0] || x->numel == 0) return GB_OK;
+    const float *xp = GB_CF32(x), *sp = GB_CF32(s), *g = GB_CF32(dout[0]);
+    prelu_rows pr;
+    prelu_plan(n, x, s, &pr);
+    const int64_t inner = pr.inner, sstride = pr.sstride;
+    if (din[0]) {
+        float *dx = GB_F32(din[0]);
+        int nt = x->numel > GB_PAR_MIN ? ex->n_threads : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t r = 0; r < pr.rows; r++) {
+            const float *xr = xp + r * inner, *gr = g + r * inner;
+            const float *sr = sp + prelu_row_slope(&pr, x, r);
+            float *dr = dx + r * inner;
+            for (int64_t i = 0; i < inner; i++)
+                dr[i] += xr[i] > 0.0f ? gr[i] : sr[i * sstride] * gr[i];
+        }
+    }
+    if (din[1]) {
+        float *ds = GB_F32(din[1]);
+        for (int64_t r = 0; r < pr.rows; r++) {
+            const float *xr = xp + r * inner, *gr = g + r * inner;
+            float *dr = ds + prelu_row_slope(&pr, x, r);
+            if (sstride == 0) {
+                double acc = 0.0;
+                for (int64_t i = 0; i < inner; i++) acc += xr[i] > 0.0f ? 0.0 : (double)xr[i] * gr[i];
+                dr[0] += (float)acc;
+            } else {
+                for (int64_t i = 0; i < inner; i++)
+                    dr[i * sstride] += xr[i] > 0.0f ? 0.0f : xr[i] * gr[i];
+            }
+        }
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_PRelu = {
-    .name = "PRelu", .init = PRelu_init, .infer = PRelu_infer, .forward = PRelu_forward};
+    .name = "PRelu", .init = PRelu_init, .infer = PRelu_infer, .forward = PRelu_forward,
+    .backward = PRelu_backward};
 
 /* ---- Clip ------------------------------------------------------------------- */
 
@@ -406,8 +568,59 @@ static gb_status Clip_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/*
+ * Clip backward (float32 only), PyTorch's clamp_backward and
+ * clamp_backward_min_max:
+ *   dX   += min <= X <= max ? g : 0            (inclusive; NaN gets 0)
+ *   dmin += sum of g where X < min and min < max
+ *   dmax += sum of g where X > max or max < min
+ * With one bound omitted: dmin += sum of g where X < min (resp. X > max).
+ * min > max outputs max everywhere, so then all of the gradient goes to max
+ * and none to X; with min == max the gradient of the clipped elements below
+ * is dropped, as PyTorch does. The bound gradients are scalar reductions,
+ * computed serially in element order (in double) so they are reproducible.
+ */
+static gb_status Clip_backward(const gb__node *n, const gb_tensor *const *in,
+                               const gb_tensor *const *out, const gb_tensor *const *dout,
+                               gb_tensor *const *din, const gb__exec *ex) {
+    (void)out;
+    const clip_params *p = n->params;
+    const gb_tensor *x = in[0];
+    if (!dout[0] || x->dtype != GB_DTYPE_F32) return GB_OK;
+    const gb_tensor *tlo = n->opset >= 11 ? clip_bound(n, in, 1) : NULL;
+    const gb_tensor *thi = n->opset >= 11 ? clip_bound(n, in, 2) : NULL;
+    float lo = p->lo, hi = p->hi;
+    if (n->opset >= 11) {
+        lo = tlo ? GB_CF32(tlo)[0] : -FLT_MAX;
+        hi = thi ? GB_CF32(thi)[0] : FLT_MAX;
+    }
+    const float *xp = GB_CF32(x), *g = GB_CF32(dout[0]);
+    int64_t total = x->numel;
+    if (din[0]) {
+        float *dx = GB_F32(din[0]);
+        int nt = total > GB_PAR_MIN ? ex->n_threads : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t i = 0; i < total; i++) dx[i] += xp[i] >= lo && xp[i] <= hi ? g[i] : 0.0f;
+    }
+    gb_tensor *dlo = tlo && din[1] ? din[1] : NULL, *dhi = thi && din[2] ? din[2] : NULL;
+    if (dlo) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < total; i++)
+            if (xp[i] < lo && (!thi || lo < hi)) acc += g[i];
+        GB_F32(dlo)[0] += (float)acc;
+    }
+    if (dhi) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < total; i++)
+            if (xp[i] > hi || (tlo && hi < lo)) acc += g[i];
+        GB_F32(dhi)[0] += (float)acc;
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_Clip = {
-    .name = "Clip", .init = Clip_init, .infer = Clip_infer, .forward = Clip_forward};
+    .name = "Clip", .init = Clip_init, .infer = Clip_infer, .forward = Clip_forward,
+    .backward = Clip_backward};
 
 const gb__op *const gb__ops_activation[] = {
     &gb__op_Relu,        &gb__op_LeakyRelu, &gb__op_PRelu,    &gb__op_Elu,

@@ -21,6 +21,15 @@ static inline bool gb__has_input(const gb__node *n, gb_tensor *const *in, int i)
     return i < n->n_in && n->in[i] >= 0 && in[i];
 }
 
+/* Fail unless inputs 0..count-1 are all present (a required input may still
+ * be given an empty name in a malformed model). */
+static inline gb_status gb__require_inputs(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, int count) {
+    for (int i = 0; i < count; i++)
+        if (!gb__has_input(n, in, i))
+            return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): required input %d is missing", n->name, n->op_type, i);
+    return GB_OK;
+}
+
 /* Read the int64 input i into vals[0..cap). *count is the element count, or
  * -1 if the optional input is absent (then nothing is read). Fails if the
  * input is present but not known at plan time, not int64, has more than one
@@ -86,6 +95,23 @@ static inline gb_status gb__check_f32_i64(gb_ctx *ctx, const gb__node *n, const 
     if (t->dtype == GB_DTYPE_F32 || t->dtype == GB_DTYPE_I64) return GB_OK;
     return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): %s has element type %s (float32 or int64 only)",
                    n->name, n->op_type, what, gb_dtype_name(t->dtype));
+}
+
+/* Largest tensor an op may infer (elements): far beyond any real model, and
+ * small enough that sizes, offsets and byte counts cannot overflow int64. */
+#define GB_MAX_NUMEL ((int64_t)1 << 40)
+
+/* Fail if a computed output shape has a negative dimension or more than
+ * GB_MAX_NUMEL elements (shapes read from a malformed or hostile model). */
+static inline gb_status gb__check_size(gb_ctx *ctx, const gb__node *n, int ndim, const int64_t *dims) {
+    int64_t total = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0 || dims[i] > GB_MAX_NUMEL || (dims[i] && total > GB_MAX_NUMEL / dims[i]))
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): output dimension %d (%lld) is negative or too large",
+                           n->name, n->op_type, i, (long long)dims[i]);
+        total *= dims[i];
+    }
+    return GB_OK;
 }
 
 /* Row-major strides (in elements) of a shape. */

@@ -346,10 +346,165 @@ static gb_status bin_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/* ---- binary backward ------------------------------------------------------ */
+
+/*
+ * Partial derivatives of y = f(a, b), times the incoming gradient g, per
+ * output element (float inputs only; an int64 input never gets a gradient):
+ *   Add: dy/da = 1,  dy/db = 1        Sub: 1, -1
+ *   Mul: dy/da = b,  dy/db = a        Div: 1/b, -a/b^2
+ *   Pow: dy/da = b * a^(b-1), set to 0 where b == 0;
+ *        dy/db = a^b * ln(a) = y ln(a), set to 0 where a == 0 and b >= 0.
+ * The two Pow masks are torch.pow's autograd formula (pow_backward_self /
+ * pow_backward_exponent): they turn 0 * inf into 0 at a = 0. Elsewhere the
+ * formulas run unmasked, so a negative base gives a NaN exponent gradient
+ * (ln of a negative number) and a = 0 with b < 1 gives an infinite base
+ * gradient — exactly what PyTorch returns (checked with torch 1.13).
+ */
+static inline float bin_partial(bin_kind kind, int which, float g, float a, float b, float y) {
+    switch (kind) {
+    case BIN_ADD: return g;
+    case BIN_SUB: return which == 0 ? g : -g;
+    case BIN_MUL: return which == 0 ? g * b : g * a;
+    case BIN_DIV: return which == 0 ? g / b : -g * a / (b * b);
+    case BIN_POW:
+        if (which == 0) return b == 0.0f ? 0.0f : g * (b * powf(a, b - 1.0f));
+        return a == 0.0f && b >= 0.0f ? 0.0f : g * (y * logf(a));
+    }
+    return 0.0f;
+}
+
+/* Element i of a float32 or int64 tensor, as a float (Pow's int64 exponent). */
+static inline float load_f32(const void *p, bool is_i64, int64_t i) {
+    return is_i64 ? (float)((const int64_t *)p)[i] : ((const float *)p)[i];
+}
+
+/*
+ * dx += the sum, over every output element that reads element i of input
+ * `which` (x = a for 0, b for 1), of bin_partial(...).
+ *
+ * x may be broadcast. The output dims where x's stride is 0 are summed over
+ * ("reduced"); the others ("kept") enumerate x's elements in C order. So
+ * threads take contiguous ranges of x's elements and each writes only its
+ * own dx[i]: no races, and the same sums in the same order for any thread
+ * count. Sums over reduced dims run in double. Adjacent dims are merged when
+ * every stride continues the inner one (a same-shape operand is one long
+ * kept row; a per-channel bias of (N, C, H, W) reduces over N and H*W).
+ */
+static void bin_backward_into(const bin_params *p, int which, const gb_tensor *a,
+                              const gb_tensor *b, const gb_tensor *y, const gb_tensor *dy,
+                              gb_tensor *dx, int n_threads) {
+    int nd;
+    int64_t od[GB_MAX_DIMS], sa[GB_MAX_DIMS], sb[GB_MAX_DIMS];
+    if (!bin_shapes(p, a, b, &nd, od, sa, sb)) return;
+    if (dy->numel == 0 || dx->numel == 0) return;
+    const int64_t *sx = which == 0 ? sa : sb;
+
+    /* Non-1 output dims, outer to inner, with strides into dy (contiguous),
+     * a and b; then merge each dim into the next-inner one when possible. */
+    int64_t d[GB_MAX_DIMS], sg[GB_MAX_DIMS], s0[GB_MAX_DIMS], s1[GB_MAX_DIMS];
+    bool kept[GB_MAX_DIMS];
+    int nm = 0;
+    int64_t stride = dy->numel;
+    for (int i = 0; i < nd; i++) {
+        stride /= od[i];
+        if (od[i] == 1) continue;
+        if (nm > 0) {
+            int j = nm - 1; /* the previous (outer) group: does dim i continue it? */
+            if (sg[j] == stride * od[i] && s0[j] == sa[i] * od[i] && s1[j] == sb[i] * od[i]) {
+                d[j] *= od[i];
+                sg[j] = stride, s0[j] = sa[i], s1[j] = sb[i];
+                continue;
+            }
+        }
+        d[nm] = od[i], sg[nm] = stride, s0[nm] = sa[i], s1[nm] = sb[i];
+        kept[nm] = sx[i] != 0;
+        nm++;
+    }
+    /* Split into kept (K) and reduced (R) lists, keeping their order. */
+    int64_t kd[GB_MAX_DIMS + 1], kg[GB_MAX_DIMS + 1], k0[GB_MAX_DIMS + 1], k1[GB_MAX_DIMS + 1];
+    int64_t rd[GB_MAX_DIMS], rg[GB_MAX_DIMS], r0[GB_MAX_DIMS], r1[GB_MAX_DIMS];
+    int nk = 0, nr = 0;
+    for (int j = 0; j < nm; j++) {
+        if (kept[j]) kd[nk] = d[j], kg[nk] = sg[j], k0[nk] = s0[j], k1[nk] = s1[j], nk++;
+        else rd[nr] = d[j], rg[nr] = sg[j], r0[nr] = s0[j], r1[nr] = s1[j], nr++;
+    }
+    if (nk == 0) kd[0] = 1, kg[0] = k0[0] = k1[0] = 0, nk = 1; /* x is one element */
+    int64_t nred = 1;
+    for (int j = 0; j < nr; j++) nred *= rd[j];
+
+    const bin_kind kind = p->kind;
+    const float *g = GB_CF32(dy), *yv = GB_CF32(y);
+    const void *av = a->data, *bv = b->data;
+    const bool ai = a->dtype == GB_DTYPE_I64, bi = b->dtype == GB_DTYPE_I64;
+    float *dxp = GB_F32(dx);
+    const int64_t total = dx->numel, inner = kd[nk - 1];
+    const int64_t ig = kg[nk - 1], i0 = k0[nk - 1], i1 = k1[nk - 1];
+    int nt = dy->numel > GB_PAR_MIN ? n_threads : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo, hi;
+        split_range(total, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        /* Odometer over the outer kept dims, positioned at element lo. */
+        int64_t idx[GB_MAX_DIMS + 1], og = 0, oa = 0, ob = 0, q = lo / inner;
+        int64_t j0 = lo % inner;
+        for (int k = nk - 2; k >= 0; k--) {
+            idx[k] = q % kd[k];
+            q /= kd[k];
+            og += idx[k] * kg[k], oa += idx[k] * k0[k], ob += idx[k] * k1[k];
+        }
+        for (int64_t i = lo; i < hi;) {
+            int64_t n = inner - j0 < hi - i ? inner - j0 : hi - i;
+            for (int64_t j = j0; j < j0 + n; j++) {
+                int64_t eg = og + j * ig, ea = oa + j * i0, eb = ob + j * i1;
+                if (nr == 0) {
+                    dxp[i + j - j0] += bin_partial(kind, which, g[eg], load_f32(av, ai, ea),
+                                                   load_f32(bv, bi, eb), yv[eg]);
+                    continue;
+                }
+                /* sum over the reduced dims with a second odometer */
+                int64_t ridx[GB_MAX_DIMS] = {0}, pg = 0, pa = 0, pb = 0;
+                double acc = 0.0;
+                for (int64_t r = 0; r < nred; r++) {
+                    acc += bin_partial(kind, which, g[eg + pg], load_f32(av, ai, ea + pa),
+                                       load_f32(bv, bi, eb + pb), yv[eg + pg]);
+                    for (int k = nr - 1; k >= 0; k--) {
+                        pg += rg[k], pa += r0[k], pb += r1[k];
+                        if (++ridx[k] < rd[k]) break;
+                        pg -= rg[k] * rd[k], pa -= r0[k] * rd[k], pb -= r1[k] * rd[k];
+                        ridx[k] = 0;
+                    }
+                }
+                dxp[i + j - j0] += (float)acc;
+            }
+            i += n;
+            j0 = 0;
+            for (int k = nk - 2; k >= 0; k--) { /* next row of the kept dims */
+                og += kg[k], oa += k0[k], ob += k1[k];
+                if (++idx[k] < kd[k]) break;
+                og -= kg[k] * kd[k], oa -= k0[k] * kd[k], ob -= k1[k] * kd[k];
+                idx[k] = 0;
+            }
+        }
+    }
+}
+
+static gb_status bin_backward(const gb__node *n, const gb_tensor *const *in,
+                              const gb_tensor *const *out, const gb_tensor *const *dout,
+                              gb_tensor *const *din, const gb__exec *ex) {
+    const bin_params *p = n->params;
+    if (!dout[0] || out[0]->dtype != GB_DTYPE_F32) return GB_OK;
+    for (int k = 0; k < 2; k++)
+        if (din[k] && in[k]->dtype == GB_DTYPE_F32)
+            bin_backward_into(p, k, in[0], in[1], out[0], dout[0], din[k], ex->n_threads);
+    return GB_OK;
+}
+
 #define GB_BINARY_OP(Name, kind)                                                        \
     static gb_status Name##_init(gb_ctx *ctx, gb__node *n) { return bin_init(ctx, n, kind); } \
     const gb__op gb__op_##Name = {                                                      \
-        .name = #Name, .init = Name##_init, .infer = bin_infer, .forward = bin_forward};
+        .name = #Name, .init = Name##_init, .infer = bin_infer, .forward = bin_forward, \
+        .backward = bin_backward};
 
 GB_BINARY_OP(Add, BIN_ADD)
 GB_BINARY_OP(Sub, BIN_SUB)
@@ -381,17 +536,43 @@ GB_UNARY_FN(erf_f32, float, erff(x))
 GB_UNARY_FN(neg_i64, int64_t, (int64_t)(0 - (uint64_t)x)) /* wraps at INT64_MIN */
 GB_UNARY_FN(abs_i64, int64_t, x < 0 ? (int64_t)(0 - (uint64_t)x) : x)
 
+/* Backward of a float unary op: dx[i] += g[i] * f'(x[i]), where f' may be
+ * written with the forward output y[i] when that is cheaper. */
+typedef void (*unary_bwd_fn)(float *dx, const float *x, const float *y, const float *g, int64_t n);
+
+#define GB_UNARY_BWD(name, expr)                                                              \
+    static void name(float *dx, const float *xs, const float *ys, const float *gs, int64_t n) { \
+        for (int64_t i = 0; i < n; i++) {                                                     \
+            const float x = xs[i], y = ys[i], g = gs[i];                                      \
+            (void)x, (void)y;                                                                 \
+            dx[i] += (expr);                                                                  \
+        }                                                                                     \
+    }
+
+/* d sqrt(x) = 1 / (2 sqrt(x)) = 1 / (2y): inf at 0 and NaN below, as torch */
+GB_UNARY_BWD(sqrt_bwd, g / (2.0f * y))
+GB_UNARY_BWD(exp_bwd, g * y)      /* d e^x = e^x = y */
+GB_UNARY_BWD(log_bwd, g / x)      /* d ln x = 1 / x */
+GB_UNARY_BWD(neg_bwd, -g)
+/* d |x| = sign(x), with sign(0) = 0 (the kink convention in ir.h) */
+GB_UNARY_BWD(abs_bwd, x > 0.0f ? g : x < 0.0f ? -g : 0.0f)
+/* d erf(x) = 2/sqrt(pi) e^(-x^2) */
+GB_UNARY_BWD(erf_bwd, g * (1.12837916709551257390f * expf(-x * x)))
+
 typedef struct {
     unary_fn f32, i64; /* i64 NULL: float only */
+    unary_bwd_fn bwd;
 } unary_params;
 
-static gb_status unary_init(gb_ctx *ctx, gb__node *n, unary_fn f32, unary_fn i64) {
+static gb_status unary_init(gb_ctx *ctx, gb__node *n, unary_fn f32, unary_fn i64,
+                            unary_bwd_fn bwd) {
     gb_status st = gb__check_arity(ctx, n, 1, 1, 1, 1);
     if (st) return st;
     unary_params *p = calloc(1, sizeof *p);
     if (!p) return gb__err(ctx, GB_ERR_NOMEM, "%s (%s): out of memory", n->name, n->op_type);
     p->f32 = f32;
     p->i64 = i64;
+    p->bwd = bwd;
     n->params = p;
     return GB_OK;
 }
@@ -427,19 +608,38 @@ static gb_status unary_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
-#define GB_UNARY_OP(Name, f32, i64)                                                      \
+static gb_status unary_backward(const gb__node *n, const gb_tensor *const *in,
+                                const gb_tensor *const *out, const gb_tensor *const *dout,
+                                gb_tensor *const *din, const gb__exec *ex) {
+    const unary_params *p = n->params;
+    if (!dout[0] || !din[0] || in[0]->dtype != GB_DTYPE_F32) return GB_OK;
+    const float *x = GB_CF32(in[0]), *y = GB_CF32(out[0]), *g = GB_CF32(dout[0]);
+    float *dx = GB_F32(din[0]);
+    int64_t total = in[0]->numel;
+    int nt = total > GB_PAR_MIN ? ex->n_threads : 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int64_t lo, hi;
+        split_range(total, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        if (hi > lo) p->bwd(dx + lo, x + lo, y + lo, g + lo, hi - lo);
+    }
+    return GB_OK;
+}
+
+#define GB_UNARY_OP(Name, f32, i64, bwd)                                                 \
     static gb_status Name##_init(gb_ctx *ctx, gb__node *n) {                             \
-        return unary_init(ctx, n, f32, i64);                                             \
+        return unary_init(ctx, n, f32, i64, bwd);                                        \
     }                                                                                    \
     const gb__op gb__op_##Name = {                                                       \
-        .name = #Name, .init = Name##_init, .infer = unary_infer, .forward = unary_forward};
+        .name = #Name, .init = Name##_init, .infer = unary_infer, .forward = unary_forward, \
+        .backward = unary_backward};
 
-GB_UNARY_OP(Sqrt, sqrt_f32, NULL)  /* sqrt(x < 0) = NaN, as NumPy */
-GB_UNARY_OP(Exp, exp_f32, NULL)
-GB_UNARY_OP(Log, log_f32, NULL)    /* log(0) = -inf, log(x < 0) = NaN */
-GB_UNARY_OP(Neg, neg_f32, neg_i64)
-GB_UNARY_OP(Abs, abs_f32, abs_i64)
-GB_UNARY_OP(Erf, erf_f32, NULL)
+GB_UNARY_OP(Sqrt, sqrt_f32, NULL, sqrt_bwd)  /* sqrt(x < 0) = NaN, as NumPy */
+GB_UNARY_OP(Exp, exp_f32, NULL, exp_bwd)
+GB_UNARY_OP(Log, log_f32, NULL, log_bwd)     /* log(0) = -inf, log(x < 0) = NaN */
+GB_UNARY_OP(Neg, neg_f32, neg_i64, neg_bwd)  /* int64: no gradient (never asked) */
+GB_UNARY_OP(Abs, abs_f32, abs_i64, abs_bwd)
+GB_UNARY_OP(Erf, erf_f32, NULL, erf_bwd)
 
 const gb__op *const gb__ops_elementwise[] = {
     &gb__op_Add,  &gb__op_Sub, &gb__op_Mul, &gb__op_Div, &gb__op_Pow, &gb__op_Sqrt,

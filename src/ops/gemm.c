@@ -134,8 +134,89 @@ static gb_status Gemm_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/*
+ * Gemm backward. With A' = op(A) (M, K), B' = op(B) (K, N), G = dY (M, N):
+ *   dA' = alpha G B'^T (M, K)    ->  transA=0: dA += alpha G op(B)^T
+ *                                    transA=1: dA += alpha op(B) G^T   (K, M)
+ *   dB' = alpha A'^T G (K, N)    ->  transB=0: dB += alpha op(A)^T G
+ *                                    transB=1: dB += alpha G^T op(A)   (N, K)
+ *   dC  = beta G, summed over the dims C broadcasts along (a (N) or (1, N)
+ *         bias sums over rows, (M, 1) over columns, a scalar over all).
+ * Each product is one sgemm with BLAS beta = 1 (accumulate). Weight and bias
+ * gradients are computed only when asked for (din[1], din[2] non-NULL).
+ */
+static gb_status Gemm_backward(const gb__node *n, const gb_tensor *const *in,
+                               const gb_tensor *const *out, const gb_tensor *const *dout,
+                               gb_tensor *const *din, const gb__exec *ex) {
+    const gemm_params *p = n->params;
+    const gb_tensor *a = in[0], *b = in[1], *c = gemm_c(n, in);
+    if (!dout[0]) return GB_OK;
+    const float *g = GB_CF32(dout[0]); /* (M, N) */
+    const int M = (int)out[0]->dims[0], N = (int)out[0]->dims[1];
+    const int K = (int)(p->trans_a ? a->dims[0] : a->dims[1]);
+    const int lda = (int)a->dims[1], ldb = (int)b->dims[1];
+    if (M == 0 || N == 0) return GB_OK;
+    const CBLAS_TRANSPOSE opA = p->trans_a ? CblasTrans : CblasNoTrans;
+    const CBLAS_TRANSPOSE opB = p->trans_b ? CblasTrans : CblasNoTrans;
+    if (din[0] && K > 0) {
+        float *da = GB_F32(din[0]);
+        if (!p->trans_a) /* (M, K) += G (M, N) * op(B)^T (N, K) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, p->trans_b ? CblasNoTrans : CblasTrans, M, K,
+                        N, p->alpha, g, N, GB_CF32(b), ldb, 1.0f, da, K);
+        else /* (K, M) += op(B) (K, N) * G^T (N, M) */
+            cblas_sgemm(CblasRowMajor, opB, CblasTrans, K, M, N, p->alpha, GB_CF32(b), ldb, g, N,
+                        1.0f, da, M);
+    }
+    if (din[1] && K > 0) {
+        float *db = GB_F32(din[1]);
+        if (!p->trans_b) /* (K, N) += op(A)^T (K, M) * G (M, N) */
+            cblas_sgemm(CblasRowMajor, p->trans_a ? CblasNoTrans : CblasTrans, CblasNoTrans, K, N,
+                        M, p->alpha, GB_CF32(a), lda, g, N, 1.0f, db, N);
+        else /* (N, K) += G^T (N, M) * op(A) (M, K) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, opA, N, K, M, p->alpha, g, N, GB_CF32(a), lda,
+                        1.0f, db, K);
+    }
+    if (c && din[2] && p->beta != 0.0f) {
+        /* dC[m * cs0 + j * cs1] += beta * G[m, j]; a 0 stride is a sum.
+         * Sums run in double; threads own disjoint parts of dC. */
+        int64_t cd[2] = {M, N}, cs[2];
+        gb__broadcast_strides(c->ndim, c->dims, 2, cd, cs);
+        float *dc = GB_F32(din[2]);
+        const double beta = p->beta;
+        int nt = (int64_t)M * N > GB_PAR_MIN ? ex->n_threads : 1;
+        if (cs[0] != 0 && cs[1] != 0) { /* (M, N) */
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+            for (int m = 0; m < M; m++)
+                for (int j = 0; j < N; j++) dc[(int64_t)m * N + j] += (float)(beta * g[(int64_t)m * N + j]);
+        } else if (cs[0] != 0) { /* (M, 1): row sums */
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+            for (int m = 0; m < M; m++) {
+                double acc = 0.0;
+                for (int j = 0; j < N; j++) acc += g[(int64_t)m * N + j];
+                dc[m] += (float)(beta * acc);
+            }
+        } else if (cs[1] != 0) { /* (N) or (1, N): column sums, 64 columns per block */
+            const int nblk = (N + 63) / 64;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+            for (int blk = 0; blk < nblk; blk++) {
+                const int j0 = blk * 64, j1 = j0 + 64 < N ? j0 + 64 : N;
+                double acc[64] = {0};
+                for (int m = 0; m < M; m++)
+                    for (int j = j0; j < j1; j++) acc[j - j0] += g[(int64_t)m * N + j];
+                for (int j = j0; j < j1; j++) dc[j] += (float)(beta * acc[j - j0]);
+            }
+        } else { /* one value */
+            double acc = 0.0;
+            for (int64_t i = 0; i < (int64_t)M * N; i++) acc += g[i];
+            dc[0] += (float)(beta * acc);
+        }
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_Gemm = {
-    .name = "Gemm", .init = Gemm_init, .infer = Gemm_infer, .forward = Gemm_forward};
+    .name = "Gemm", .init = Gemm_init, .infer = Gemm_infer, .forward = Gemm_forward,
+    .backward = Gemm_backward};
 
 /* ---- MatMul ----------------------------------------------------------------- */
 
@@ -255,7 +336,68 @@ static gb_status MatMul_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/*
+ * MatMul backward. Per output matrix t (reading A matrix ia(t), B matrix
+ * ib(t)), with G_t = dY_t (M, N):
+ *   dA[ia] += G_t B[ib]^T   (M, K)        dB[ib] += A[ia]^T G_t   (K, N)
+ * A batch dim that A broadcasts along maps many t to one ia: the products
+ * then accumulate into the same dA matrix, which is the sum over the
+ * broadcast dims. 1-D operands need nothing special: (K) is stored like
+ * (1, K) or (K, 1), and dY like the unsqueezed result. The batch loop is
+ * serial (each sgemm threads itself); the folded case (B shared, A dense)
+ * is two sgemm calls over all batch rows at once.
+ */
+static gb_status MatMul_backward(const gb__node *n, const gb_tensor *const *in,
+                                 const gb_tensor *const *out, const gb_tensor *const *dout,
+                                 gb_tensor *const *din, const gb__exec *ex) {
+    (void)n, (void)out, (void)ex;
+    const gb_tensor *a = in[0], *b = in[1];
+    if (!dout[0] || (!din[0] && !din[1])) return GB_OK;
+    matmul_shape s;
+    const char *why;
+    if (!matmul_plan(a, b, &s, &why)) return GB_ERR_SHAPE;
+    const int64_t M = s.M, K = s.K, N = s.N;
+    if (M == 0 || N == 0 || K == 0) return GB_OK;
+    const float *ap = GB_CF32(a), *bp = GB_CF32(b), *g = GB_CF32(dout[0]);
+    float *da = din[0] ? GB_F32(din[0]) : NULL, *db = din[1] ? GB_F32(din[1]) : NULL;
+    const int64_t nbatch = gb__numel(s.nbo, s.bo);
+    const int64_t na = gb__numel(s.nba, s.ba), nb = gb__numel(s.nbb, s.bb);
+    if (nbatch == 0) return GB_OK;
+
+    if (nb == 1 && na == nbatch && fits_int(nbatch * M)) {
+        const int MM = (int)(nbatch * M);
+        if (da) /* (MM, K) += G (MM, N) B^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, MM, (int)K, (int)N, 1.0f, g,
+                        (int)N, bp, (int)N, 1.0f, da, (int)K);
+        if (db) /* (K, N) += A^T (K, MM) G (MM, N) */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, MM, 1.0f, ap,
+                        (int)K, g, (int)N, 1.0f, db, (int)N);
+        return GB_OK;
+    }
+    int64_t sa[GB_MAX_DIMS], sb[GB_MAX_DIMS];
+    gb__broadcast_strides(s.nba, s.ba, s.nbo, s.bo, sa);
+    gb__broadcast_strides(s.nbb, s.bb, s.nbo, s.bo, sb);
+    for (int64_t t = 0; t < nbatch; t++) {
+        int64_t ia = 0, ib = 0, q = t;
+        for (int j = s.nbo - 1; j >= 0; j--) {
+            int64_t idx = q % s.bo[j];
+            q /= s.bo[j];
+            ia += idx * sa[j];
+            ib += idx * sb[j];
+        }
+        const float *gt = g + t * M * N;
+        if (da)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)K, (int)N, 1.0f, gt,
+                        (int)N, bp + ib * K * N, (int)N, 1.0f, da + ia * M * K, (int)K);
+        if (db)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)N, (int)M, 1.0f,
+                        ap + ia * M * K, (int)K, gt, (int)N, 1.0f, db + ib * K * N, (int)N);
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_MatMul = {
-    .name = "MatMul", .init = MatMul_init, .infer = MatMul_infer, .forward = MatMul_forward};
+    .name = "MatMul", .init = MatMul_init, .infer = MatMul_infer, .forward = MatMul_forward,
+    .backward = MatMul_backward};
 
 const gb__op *const gb__ops_gemm[] = {&gb__op_Gemm, &gb__op_MatMul, NULL};

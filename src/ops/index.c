@@ -90,6 +90,7 @@ static void transpose_perm(const gb__node *n, int r, int64_t *perm) {
 
 static gb_status transpose_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                                  size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0];
     const transpose_params *p = n->params;
     gb_status st = gb__check_f32_i64(ctx, n, x, "input");
@@ -138,6 +139,7 @@ static gb_status expand_init(gb_ctx *ctx, gb__node *n) { return gb__check_arity(
 
 static gb_status expand_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                               size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 2)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0];
     gb_status st = gb__check_f32_i64(ctx, n, x, "input");
     if (st) return st;
@@ -155,6 +157,7 @@ static gb_status expand_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *
         return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): cannot broadcast input %s to shape %s", n->name, n->op_type,
                        xs, ss);
     }
+    if ((st = gb__check_size(ctx, n, nd, dims))) return st;
     gb__set_shape(out[0], x->dtype, nd, dims);
     return GB_OK;
 }
@@ -239,6 +242,10 @@ static gb_status slice_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in
         seen[a] = true;
         int64_t d = x->dims[a], s = starts[k], e = ends[k], t = nst >= 0 ? steps[k] : 1;
         if (t == 0) return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): step 0 on axis %d", n->name, n->op_type, a);
+        /* A step of |t| >= d takes at most one element, so clamping it to d
+         * changes nothing but keeps -t and t * stride from overflowing. */
+        if (t > d) t = d > 0 ? d : 1;
+        if (t < -d) t = d > 0 ? -d : -1;
         if (s < 0) s += d;
         if (e < 0) e += d;
         int64_t cnt;
@@ -258,6 +265,7 @@ static gb_status slice_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in
 
 static gb_status slice_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                              size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, n->opset < 10 ? 1 : 3)) return GB_ERR_FORMAT;
     gb_status st = gb__check_f32_i64(ctx, n, in[0], "input");
     if (st) return st;
     int64_t start[GB_MAX_DIMS], step[GB_MAX_DIMS], dims[GB_MAX_DIMS];
@@ -314,6 +322,7 @@ static int64_t gather_bad_index(const gb_tensor *idx, int64_t d) {
 
 static gb_status gather_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                               size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 2)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0], *idx = in[1];
     gb_status st = gb__check_f32_i64(ctx, n, x, "data");
     if (st) return st;
@@ -342,6 +351,7 @@ static gb_status gather_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *
     for (int i = 0; i < a; i++) dims[k++] = x->dims[i];
     for (int i = 0; i < idx->ndim; i++) dims[k++] = idx->dims[i];
     for (int i = a + 1; i < x->ndim; i++) dims[k++] = x->dims[i];
+    if ((st = gb__check_size(ctx, n, nd, dims))) return st;
     gb__set_shape(out[0], x->dtype, nd, dims);
     return GB_OK;
 }
@@ -421,6 +431,8 @@ static gb_status concat_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *
                            n->name, n->op_type, s0, si, j, a);
         dims[a] += x->dims[a];
     }
+    gb_status st = gb__check_size(ctx, n, x0->ndim, dims);
+    if (st) return st;
     gb__set_shape(out[0], x0->dtype, x0->ndim, dims);
     return GB_OK;
 }
@@ -505,9 +517,9 @@ static gb_status split_sizes(gb_ctx *ctx, const gb__node *n, gb_tensor *const *i
                        n->n_out);
     int64_t sum = 0;
     for (int k = 0; k < ns; k++) {
-        if (sizes[k] < 0)
-            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): negative split size %lld", n->name, n->op_type,
-                           (long long)sizes[k]);
+        if (sizes[k] < 0 || sizes[k] > d)
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): split size %lld out of range for axis %d of input %s",
+                           n->name, n->op_type, (long long)sizes[k], a, xs);
         sum += sizes[k];
     }
     if (sum != d)
@@ -518,6 +530,7 @@ static gb_status split_sizes(gb_ctx *ctx, const gb__node *n, gb_tensor *const *i
 
 static gb_status split_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                              size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0];
     gb_status st = gb__check_f32_i64(ctx, n, x, "input");
     if (st) return st;
@@ -648,6 +661,9 @@ static gb_status pad_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, 
         if (a < 0)
             return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): axis %lld out of range for input %s", n->name, n->op_type,
                            (long long)axes[k], xs);
+        if (pads[k] < -GB_MAX_NUMEL || pads[k] > GB_MAX_NUMEL || pads[k + nax] < -GB_MAX_NUMEL ||
+            pads[k + nax] > GB_MAX_NUMEL)
+            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): pads of axis %d out of range", n->name, n->op_type, a);
         begin[a] = pads[k];
         odims[a] = x->dims[a] + pads[k] + pads[k + nax];
         if (odims[a] < 0)
@@ -657,11 +673,12 @@ static gb_status pad_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, 
             return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): cannot %s-pad the empty axis %d of input %s", n->name,
                            n->op_type, p->mode == PAD_EDGE ? "edge" : "reflect", a, xs);
     }
-    return GB_OK;
+    return gb__check_size(ctx, n, r, odims);
 }
 
 static gb_status pad_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                            size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, n->opset < 11 ? 1 : 2)) return GB_ERR_FORMAT;
     gb_status st = gb__check_f32_i64(ctx, n, in[0], "input");
     if (st) return st;
     int64_t begin[GB_MAX_DIMS], dims[GB_MAX_DIMS];

@@ -36,6 +36,12 @@
  *   affects Indices, so it is accepted and ignored.
  * - Global pools reduce over every spatial axis; the output is
  *   (N, C, 1, ..., 1).
+ *
+ * Backward (vector-Jacobian products, next to each forward): MaxPool and
+ * GlobalMaxPool route each output's gradient to the FIRST maximum of its
+ * window in scan order (the tap the forward's strict `>` keeps; padding never
+ * wins); AveragePool and GlobalAveragePool spread dy / divisor over the
+ * in-range taps with exactly the forward's divisor.
  */
 #include "ops/util.h"
 
@@ -338,6 +344,93 @@ static gb_status pool_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/* Backward of one output row: the mirror of pool_row, scattering dy (OW) into
+ * the plane dx (ID, IH, IW).
+ *   MaxPool:     dx[argmax] += dy, with argmax the FIRST in-range tap (scan
+ *                order d, h, w) holding the window's maximum — the same tap
+ *                pool_row's strict `v > m` keeps. Padding never wins, so it
+ *                never receives gradient; a NaN window sends its gradient to
+ *                its first NaN. (ir.h kink convention.)
+ *   AveragePool: y = sum(taps) / cnt, so every in-range tap gets dy / cnt,
+ *                with cnt exactly the forward's divisor (count_include_pad
+ *                and the ceil_mode overhang handled alike). */
+static void pool_row_backward(const pool_params *p, const pool_geom *g, const float *x,
+                              const float *dy, float *dx, int64_t od, int64_t oh) {
+    int64_t sd = od * g->s[0] - g->pb[0], sh = oh * g->s[1] - g->pb[1];
+    int64_t d_lo, d_hi, h_lo, h_hi;
+    tap_range(sd, g->k[0], g->d[0], g->in[0], &d_lo, &d_hi);
+    tap_range(sh, g->k[1], g->d[1], g->in[1], &h_lo, &h_hi);
+    int64_t cnt_dh = 0;
+    if (p->count_include_pad)
+        cnt_dh = tap_count_padded(sd, g->k[0], g->d[0], g->in[0], g->pe[0]) *
+                 tap_count_padded(sh, g->k[1], g->d[1], g->in[1], g->pe[1]);
+    for (int64_t ow = 0; ow < g->out[2]; ow++) {
+        int64_t sw = ow * g->s[2] - g->pb[2];
+        int64_t w_lo, w_hi;
+        tap_range(sw, g->k[2], g->d[2], g->in[2], &w_lo, &w_hi);
+        if (p->kind == POOL_MAX) {
+            float m = -INFINITY;
+            int64_t arg = -1;  /* offset of the winning tap in the plane */
+            for (int64_t jd = d_lo; jd < d_hi; jd++)
+                for (int64_t jh = h_lo; jh < h_hi; jh++) {
+                    int64_t row = ((sd + jd * g->d[0]) * g->in[1] + (sh + jh * g->d[1])) * g->in[2];
+                    for (int64_t jw = w_lo; jw < w_hi; jw++) {
+                        int64_t o = row + sw + jw * g->d[2];
+                        float v = x[o];
+                        /* strict >: ties keep the first; -inf taps still win
+                         * an empty slot; the first NaN sticks */
+                        if (arg < 0 || v > m || (v != v && m == m)) {
+                            m = v;
+                            arg = o;
+                        }
+                    }
+                }
+            if (arg >= 0) dx[arg] += dy[ow];
+        } else {
+            int64_t cnt = p->count_include_pad
+                              ? cnt_dh * tap_count_padded(sw, g->k[2], g->d[2], g->in[2], g->pe[2])
+                              : (d_hi - d_lo) * (h_hi - h_lo) * (w_hi - w_lo);
+            if (cnt <= 0) continue;  /* forward wrote a constant 0 */
+            float gv = dy[ow] / (float)cnt;
+            for (int64_t jd = d_lo; jd < d_hi; jd++)
+                for (int64_t jh = h_lo; jh < h_hi; jh++) {
+                    float *row =
+                        dx + ((sd + jd * g->d[0]) * g->in[1] + (sh + jh * g->d[1])) * g->in[2];
+                    for (int64_t jw = w_lo; jw < w_hi; jw++) row[sw + jw * g->d[2]] += gv;
+                }
+        }
+    }
+}
+
+/* dX += J^T dY. Windows overlap inside a plane, so the work is split by
+ * (n, c) plane: each plane is scattered by one thread, in a fixed order,
+ * which keeps the result independent of the thread count. */
+static gb_status pool_backward(const gb__node *n, const gb_tensor *const *in,
+                               const gb_tensor *const *out, const gb_tensor *const *dout,
+                               gb_tensor *const *din, const gb__exec *ex) {
+    if (!din[0] || !dout[0]) return GB_OK;
+    const pool_params *p = n->params;
+    const gb_tensor *x = in[0];
+    pool_geom g;
+    int bad;
+    if (!pool_geometry(p, x, &g, &bad)) return GB_ERR_SHAPE;
+    const float *xd = GB_CF32(x);          /* (N, C, ID, IH, IW) */
+    const float *dyd = GB_CF32(dout[0]);   /* (N, C, OD, OH, OW) */
+    float *dxd = GB_F32(din[0]);           /* (N, C, ID, IH, IW) */
+    int64_t planes = x->dims[0] * x->dims[1];
+    int64_t in_plane = g.in[0] * g.in[1] * g.in[2];
+    int64_t out_plane = g.out[0] * g.out[1] * g.out[2];
+    int64_t work = planes * out_plane * g.k[0] * g.k[1] * g.k[2];
+#pragma omp parallel for num_threads(ex->n_threads) if (work > GB_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int64_t od = 0; od < g.out[0]; od++)
+            for (int64_t oh = 0; oh < g.out[1]; oh++)
+                pool_row_backward(p, &g, xd + pl * in_plane,
+                                  dyd + pl * out_plane + (od * g.out[1] + oh) * g.out[2],
+                                  dxd + pl * in_plane, od, oh);
+    return GB_OK;
+}
+
 /* ---- global pools ------------------------------------------------------------ */
 
 static gb_status global_init(gb_ctx *ctx, gb__node *n) {
@@ -400,20 +493,74 @@ static gb_status global_avg_forward(const gb__node *n, const gb_tensor *const *i
     return global_forward(in, out, ex, POOL_AVG);
 }
 
+/* GlobalMaxPool:     dx[first argmax of the plane] += dy (kink convention as
+ *                    MaxPool; a NaN plane sends it to its first NaN).
+ * GlobalAveragePool: y = sum(x) / S, so dx[i] += dy / S for every i. */
+static gb_status global_backward(const gb_tensor *const *in, const gb_tensor *const *dout,
+                                 gb_tensor *const *din, const gb__exec *ex, pool_kind kind) {
+    if (!din[0] || !dout[0]) return GB_OK;
+    const gb_tensor *x = in[0];
+    const float *xd = GB_CF32(x);          /* (N, C, S) */
+    const float *dyd = GB_CF32(dout[0]);   /* (N, C) */
+    float *dxd = GB_F32(din[0]);           /* (N, C, S) */
+    int64_t planes = x->dims[0] * x->dims[1];
+    int64_t S = planes > 0 ? x->numel / planes : 0;
+    if (S == 0) return GB_OK;
+#pragma omp parallel for num_threads(ex->n_threads) if (x->numel > GB_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = xd + pl * S;
+        float *dxp = dxd + pl * S;
+        if (kind == POOL_MAX) {
+            int64_t arg = 0;
+            float m = xp[0];
+            for (int64_t i = 1; i < S; i++)
+                if (xp[i] > m || (xp[i] != xp[i] && m == m)) {
+                    m = xp[i];
+                    arg = i;
+                }
+            dxp[arg] += dyd[pl];
+        } else {
+            float gv = (float)((double)dyd[pl] / (double)S);
+            for (int64_t i = 0; i < S; i++) dxp[i] += gv;
+        }
+    }
+    return GB_OK;
+}
+
+static gb_status global_max_backward(const gb__node *n, const gb_tensor *const *in,
+                                     const gb_tensor *const *out, const gb_tensor *const *dout,
+                                     gb_tensor *const *din, const gb__exec *ex) {
+    return global_backward(in, dout, din, ex, POOL_MAX);
+}
+
+static gb_status global_avg_backward(const gb__node *n, const gb_tensor *const *in,
+                                     const gb_tensor *const *out, const gb_tensor *const *dout,
+                                     gb_tensor *const *din, const gb__exec *ex) {
+    return global_backward(in, dout, din, ex, POOL_AVG);
+}
+
 /* ---- registration ------------------------------------------------------------ */
 
-const gb__op gb__op_MaxPool = {
-    .name = "MaxPool", .init = maxpool_init, .infer = pool_infer, .forward = pool_forward};
-const gb__op gb__op_AveragePool = {
-    .name = "AveragePool", .init = avgpool_init, .infer = pool_infer, .forward = pool_forward};
+const gb__op gb__op_MaxPool = {.name = "MaxPool",
+                               .init = maxpool_init,
+                               .infer = pool_infer,
+                               .forward = pool_forward,
+                               .backward = pool_backward};
+const gb__op gb__op_AveragePool = {.name = "AveragePool",
+                                   .init = avgpool_init,
+                                   .infer = pool_infer,
+                                   .forward = pool_forward,
+                                   .backward = pool_backward};
 const gb__op gb__op_GlobalMaxPool = {.name = "GlobalMaxPool",
                                      .init = global_init,
                                      .infer = global_infer,
-                                     .forward = global_max_forward};
+                                     .forward = global_max_forward,
+                                     .backward = global_max_backward};
 const gb__op gb__op_GlobalAveragePool = {.name = "GlobalAveragePool",
                                          .init = global_init,
                                          .infer = global_infer,
-                                         .forward = global_avg_forward};
+                                         .forward = global_avg_forward,
+                                         .backward = global_avg_backward};
 
 const gb__op *const gb__ops_pool[] = {
     &gb__op_MaxPool, &gb__op_AveragePool, &gb__op_GlobalMaxPool, &gb__op_GlobalAveragePool, NULL};

@@ -90,6 +90,7 @@ static gb_status reduce_axes(gb_ctx *ctx, const gb__node *n, gb_tensor *const *i
 
 static gb_status reduce_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                               size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const reduce_params *p = n->params;
     const gb_tensor *x = in[0];
     bool int_ok = p->kind == RED_SUM || p->kind == RED_MAX || p->kind == RED_MIN || p->kind == RED_PROD;

@@ -199,9 +199,11 @@ static gb_status rz_make_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *
                 return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): scale %g on axis %d must be positive", n->name,
                                n->op_type, (double)scales[d], d);
             pl->scale[d] = scales[d];
-            pl->dims[d] = (int64_t)floor((double)x->dims[d] * (double)scales[d]);
+            double len = floor((double)x->dims[d] * (double)scales[d]);
+            pl->dims[d] = len > (double)GB_MAX_NUMEL ? -1 : (int64_t)len; /* rejected below */
         }
     }
+    if ((st = gb__check_size(ctx, n, r, pl->dims))) return st;
     if (p->ctm == CT_TF_CROP_AND_RESIZE) {
         /* The roi does not change shapes: it need only be known at run time
          * (read_roi is false in infer, where only its size is checked). */
@@ -217,6 +219,7 @@ static gb_status rz_make_plan(gb_ctx *ctx, const gb__node *n, gb_tensor *const *
 
 static gb_status rz_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                           size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const rz_params *p = n->params;
     const gb_tensor *x = in[0];
     if (x->dtype != GB_DTYPE_F32)

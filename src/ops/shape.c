@@ -84,6 +84,7 @@ static gb_status reshape_init(gb_ctx *ctx, gb__node *n) {
 
 static gb_status reshape_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                                size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const reshape_params *p = n->params;
     const gb_tensor *x = in[0];
     int64_t shape[GB_MAX_DIMS];
@@ -99,7 +100,7 @@ static gb_status reshape_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const 
     char xs[128], ss[128];
     gb_shape_str(x->ndim, x->dims, xs, sizeof xs);
     int infer_at = -1;
-    int64_t known = 1;
+    int64_t known = 1; /* product of the dims other than -1 */
     int64_t dims[GB_MAX_DIMS];
     for (int i = 0; i < ns; i++) {
         int64_t d = shape[i];
@@ -122,8 +123,10 @@ static gb_status reshape_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const 
                            (long long)d);
         }
         dims[i] = d;
-        known *= d;
     }
+    gb_status st = gb__check_size(ctx, n, ns, dims);
+    if (st) return st;
+    for (int i = 0; i < ns; i++) known *= dims[i];
     if (infer_at >= 0) {
         if (known == 0 || x->numel % known)
             return gb__err(ctx, GB_ERR_SHAPE,
@@ -164,6 +167,7 @@ static gb_status flatten_init(gb_ctx *ctx, gb__node *n) {
 
 static gb_status flatten_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                                size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0];
     int64_t axis = ((const flatten_params *)n->params)->axis;
     if (axis < -x->ndim || axis > x->ndim) {
@@ -228,6 +232,7 @@ static gb_status get_axes(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, 
 
 static gb_status squeeze_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                                size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0];
     int64_t axes[GB_MAX_DIMS];
     int na;
@@ -236,7 +241,7 @@ static gb_status squeeze_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const 
     char xs[128];
     gb_shape_str(x->ndim, x->dims, xs, sizeof xs);
     bool drop[GB_MAX_DIMS] = {false};
-    if (na < 0) {
+    if (na <= 0) { /* absent or empty: every size-1 axis (as ONNX Runtime does) */
         for (int i = 0; i < x->ndim; i++) drop[i] = x->dims[i] == 1;
     } else {
         for (int k = 0; k < na; k++) {
@@ -260,6 +265,7 @@ static gb_status squeeze_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const 
 
 static gb_status unsqueeze_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                                  size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const gb_tensor *x = in[0];
     int64_t axes[GB_MAX_DIMS];
     int na;
@@ -297,6 +303,7 @@ static gb_status identity_init(gb_ctx *ctx, gb__node *n) { return gb__check_arit
 
 static gb_status same_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                             size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     gb__set_shape(out[0], in[0]->dtype, in[0]->ndim, in[0]->dims);
     return GB_OK;
 }
@@ -323,6 +330,7 @@ static gb_status dropout_init(gb_ctx *ctx, gb__node *n) {
 
 static gb_status dropout_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                                size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     if (n->opset >= 12 && gb__has_input(n, in, 2)) {
         const gb_tensor *t = in[2];
         if (!t->data)
@@ -376,6 +384,7 @@ static void shape_range(const gb__node *n, int r, int64_t *start, int64_t *end) 
 
 static gb_status shape_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                              size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     int64_t s, e;
     shape_range(n, in[0]->ndim, &s, &e);
     int64_t len = e - s;
@@ -509,15 +518,13 @@ static gb_status cos_init(gb_ctx *ctx, gb__node *n) {
 
 static gb_status cos_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                            size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     const cos_params *p = n->params;
     int64_t dims[GB_MAX_DIMS];
     int nd;
     gb_status st = gb__const_ints(ctx, n, in, 0, "input", dims, GB_MAX_DIMS, &nd);
     if (st) return st;
-    for (int i = 0; i < nd; i++)
-        if (dims[i] < 0)
-            return gb__err(ctx, GB_ERR_SHAPE, "%s (%s): negative dimension %lld", n->name, n->op_type,
-                           (long long)dims[i]);
+    if ((st = gb__check_size(ctx, n, nd, dims))) return st;
     gb__set_shape(out[0], p->dtype, nd, dims);
     return GB_OK;
 }
@@ -574,6 +581,7 @@ static gb_status cast_init(gb_ctx *ctx, gb__node *n) {
 
 static gb_status cast_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in, gb_tensor **out,
                             size_t *ws, double *flops) {
+    if (gb__require_inputs(ctx, n, in, 1)) return GB_ERR_FORMAT;
     gb_status st = gb__check_f32_i64(ctx, n, in[0], "input");
     if (st) return st;
     gb__set_shape(out[0], ((const cast_params *)n->params)->to, in[0]->ndim, in[0]->dims);

@@ -142,6 +142,61 @@ static gb_status sm_forward(const gb__node *n, const gb_tensor *const *in,
     return GB_OK;
 }
 
+/*
+ * Backward of one column (n elements at stride s), from the forward output y
+ * and the incoming gradient g:
+ *   Softmax:    dx_k += y_k (g_k - sum_j g_j y_j)       (J = diag(y) - y y^T)
+ *   LogSoftmax: dx_k += g_k - e^(y_k) sum_j g_j          (J = I - 1 softmax^T)
+ *   Hardmax:    piecewise constant: the gradient is 0 (nothing to add).
+ */
+static inline void sm_column_bwd(sm_kind kind, float *dx, const float *y, const float *g,
+                                 int64_t n, int64_t s) {
+    double dot = 0.0;
+    switch (kind) {
+    case SM_SOFTMAX:
+        for (int64_t k = 0; k < n; k++) dot += (double)g[k * s] * y[k * s];
+        for (int64_t k = 0; k < n; k++) dx[k * s] += y[k * s] * (g[k * s] - (float)dot);
+        break;
+    case SM_LOG_SOFTMAX:
+        for (int64_t k = 0; k < n; k++) dot += g[k * s];
+        for (int64_t k = 0; k < n; k++) dx[k * s] += g[k * s] - expf(y[k * s]) * (float)dot;
+        break;
+    case SM_HARDMAX:
+        break;
+    }
+}
+
+/* Softmax / LogSoftmax backward over the same (outer, L, inner) columns as
+ * forward, so both opset conventions (2-D coercion before 13, one axis
+ * from 13) are handled by sm_split. Hardmax's output is piecewise constant
+ * in x: its backward exists and adds zero, so a graph containing it can
+ * still be differentiated (the gradient through it is exactly 0 almost
+ * everywhere; at ties it is undefined and we still say 0). */
+static gb_status sm_backward(const gb__node *n, const gb_tensor *const *in,
+                             const gb_tensor *const *out, const gb_tensor *const *dout,
+                             gb_tensor *const *din, const gb__exec *ex) {
+    const sm_params *p = n->params;
+    if (!dout[0] || !din[0] || p->kind == SM_HARDMAX) return GB_OK;
+    int64_t outer, len, inner;
+    if (!sm_split(p, in[0], &outer, &len, &inner)) return GB_ERR_SHAPE;
+    const float *yp = GB_CF32(out[0]), *gp = GB_CF32(dout[0]);
+    float *dxp = GB_F32(din[0]);
+    const int64_t cols = outer * inner;
+    const sm_kind kind = p->kind;
+    int nt = in[0]->numel > GB_PAR_MIN / 4 ? ex->n_threads : 1;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int64_t c = 0; c < cols; c++) {
+        if (inner == 1) {
+            sm_column_bwd(kind, dxp + c * len, yp + c * len, gp + c * len, len, 1);
+        } else {
+            int64_t o = c / inner, i = c % inner;
+            int64_t base = o * len * inner + i;
+            sm_column_bwd(kind, dxp + base, yp + base, gp + base, len, inner);
+        }
+    }
+    return GB_OK;
+}
+
 static gb_status Softmax_init(gb_ctx *ctx, gb__node *n) { return sm_init(ctx, n, SM_SOFTMAX); }
 static gb_status LogSoftmax_init(gb_ctx *ctx, gb__node *n) {
     return sm_init(ctx, n, SM_LOG_SOFTMAX);
@@ -149,11 +204,14 @@ static gb_status LogSoftmax_init(gb_ctx *ctx, gb__node *n) {
 static gb_status Hardmax_init(gb_ctx *ctx, gb__node *n) { return sm_init(ctx, n, SM_HARDMAX); }
 
 const gb__op gb__op_Softmax = {
-    .name = "Softmax", .init = Softmax_init, .infer = sm_infer, .forward = sm_forward};
+    .name = "Softmax", .init = Softmax_init, .infer = sm_infer, .forward = sm_forward,
+    .backward = sm_backward};
 const gb__op gb__op_LogSoftmax = {
-    .name = "LogSoftmax", .init = LogSoftmax_init, .infer = sm_infer, .forward = sm_forward};
+    .name = "LogSoftmax", .init = LogSoftmax_init, .infer = sm_infer, .forward = sm_forward,
+    .backward = sm_backward};
 const gb__op gb__op_Hardmax = {
-    .name = "Hardmax", .init = Hardmax_init, .infer = sm_infer, .forward = sm_forward};
+    .name = "Hardmax", .init = Hardmax_init, .infer = sm_infer, .forward = sm_forward,
+    .backward = sm_backward};
 
 const gb__op *const gb__ops_softmax[] = {&gb__op_Softmax, &gb__op_LogSoftmax, &gb__op_Hardmax,
                                          NULL};

@@ -30,6 +30,8 @@ Sqrt Exp Log Neg Abs Relu LeakyRelu PRelu Elu Selu Sigmoid Tanh Clip HardSigmoid
 Softmax LogSoftmax BatchNormalization InstanceNormalization LayerNormalization LRN Flatten Reshape
 Transpose Concat Split Slice Squeeze Unsqueeze Pad Dropout Identity Constant ReduceMean ReduceSum
 ReduceMax Resize Upsample Shape Gather Cast ConstantOfShape Expand
+Celu Hardmax Shrink Softsign ThresholdedRelu
+ReduceMin ReduceProd ReduceSumSquare ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp
 """.split())
 OK_TYPES = {TensorProto.FLOAT, TensorProto.INT64}
 
@@ -51,6 +53,8 @@ def first_problem(case_dir):
     for v in g.input:
         if v.name in inits:
             continue
+        if not v.type.HasField("tensor_type"):
+            return "tensor"  # sequences, maps, optionals: "... is not a tensor"
         et = v.type.tensor_type.elem_type
         if et not in OK_TYPES:
             return type_name(et)
@@ -63,6 +67,8 @@ def first_problem(case_dir):
             if to and to[0] not in OK_TYPES:
                 return type_name(to[0])
     for v in g.output:
+        if not v.type.HasField("tensor_type"):
+            return "tensor"
         et = v.type.tensor_type.elem_type
         if et not in OK_TYPES:
             return type_name(et)

@@ -25,10 +25,17 @@ I64_MIN, I64_MAX = -(2 ** 63), 2 ** 63 - 1
 lines = []
 
 
+def cfloat(v):
+    t = "%.9g" % float(v)
+    if not any(c in t for c in ".en"):
+        t += ".0"
+    return t + "f"
+
+
 def arr(name, a, ctype="float"):
     a = np.asarray(a).reshape(-1)
     if ctype == "float":
-        body = ", ".join("%.9gf" % float(v) for v in a)
+        body = ", ".join(cfloat(v) for v in a)
     else:
         body = ", ".join("INT64_MIN" if int(v) == I64_MIN else "INT64_C(%d)" % int(v) for v in a)
     lines.append("static const %s %s[%d] = {%s};" % (ctype, name, max(len(a), 1), body))

@@ -19,7 +19,7 @@ typedef struct {
     int in_ids[16], out_ids[16];
 } tnode;
 
-static void tn_init(tnode *t, const char *op, int opset, int n_in, int n_out) {
+static inline void tn_init(tnode *t, const char *op, int opset, int n_in, int n_out) {
     memset(t, 0, sizeof *t);
     t->n.name = (char *)"node0";
     t->n.op_type = (char *)op;
@@ -33,29 +33,29 @@ static void tn_init(tnode *t, const char *op, int opset, int n_in, int n_out) {
     for (int k = 0; k < 16; k++) t->out_ids[k] = 100 + k;
 }
 
-static gb__attr *tn_attr(tnode *t, const char *name, gb__attr_type type) {
+static inline gb__attr *tn_attr(tnode *t, const char *name, gb__attr_type type) {
     gb__attr *a = &t->attrs[t->n.n_attrs++];
     memset(a, 0, sizeof *a);
     a->name = (char *)name;
     a->type = type;
     return a;
 }
-static void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
+static inline void tn_ints(tnode *t, const char *name, int n, const int64_t *v) {
     gb__attr *a = tn_attr(t, name, GB_ATTR_INTS);
     a->n = n;
     a->ints = (int64_t *)v;
 }
-static void tn_floats(tnode *t, const char *name, int n, const float *v) {
+static inline void tn_floats(tnode *t, const char *name, int n, const float *v) {
     gb__attr *a = tn_attr(t, name, GB_ATTR_FLOATS);
     a->n = n;
     a->floats = (float *)v;
 }
-static void tn_int(tnode *t, const char *name, int64_t v) { tn_attr(t, name, GB_ATTR_INT)->i = v; }
-static void tn_float(tnode *t, const char *name, float v) { tn_attr(t, name, GB_ATTR_FLOAT)->f = v; }
-static void tn_str(tnode *t, const char *name, const char *s) { tn_attr(t, name, GB_ATTR_STRING)->s = (char *)s; }
-static void tn_tensor(tnode *t, const char *name, gb_tensor *v) { tn_attr(t, name, GB_ATTR_TENSOR)->t = v; }
+static inline void tn_int(tnode *t, const char *name, int64_t v) { tn_attr(t, name, GB_ATTR_INT)->i = v; }
+static inline void tn_float(tnode *t, const char *name, float v) { tn_attr(t, name, GB_ATTR_FLOAT)->f = v; }
+static inline void tn_str(tnode *t, const char *name, const char *s) { tn_attr(t, name, GB_ATTR_STRING)->s = (char *)s; }
+static inline void tn_tensor(tnode *t, const char *name, gb_tensor *v) { tn_attr(t, name, GB_ATTR_TENSOR)->t = v; }
 
-static gb_tensor tens(gb_dtype dt, int ndim, const int64_t *dims, const void *data) {
+static inline gb_tensor tens(gb_dtype dt, int ndim, const int64_t *dims, const void *data) {
     gb_tensor t;
     memset(&t, 0, sizeof t);
     t.dtype = dt;
@@ -76,7 +76,7 @@ static gb_tensor tens(gb_dtype dt, int ndim, const int64_t *dims, const void *da
  * threads. Alias ops are not run: their output shares the input's data, as in
  * the engine. On success each out[k].data is malloc'ed (free with out_free).
  */
-static gb_status run_node2(gb_ctx *ctx, tnode *t, gb_tensor **plan, gb_tensor **run, gb_tensor *out,
+static inline gb_status run_node2(gb_ctx *ctx, tnode *t, gb_tensor **plan, gb_tensor **run, gb_tensor *out,
                            int threads) {
     const gb__op *op = gb__op_lookup(t->n.op_type);
     assert_non_null(op);
@@ -96,7 +96,7 @@ static gb_status run_node2(gb_ctx *ctx, tnode *t, gb_tensor **plan, gb_tensor **
     if (!run) run = plan;
     if (op->alias) {
         out[0].data = malloc((size_t)out[0].numel * 8 + 8);
-        memcpy(out[0].data, run[0]->data, (size_t)out[0].numel * gb_dtype_size(out[0].dtype));
+        if (out[0].numel) memcpy(out[0].data, run[0]->data, (size_t)out[0].numel * gb_dtype_size(out[0].dtype));
         goto done;
     }
     for (int k = 0; k < t->n.n_out; k++) {
@@ -113,25 +113,25 @@ done:
     return st;
 }
 
-static gb_status run_node(gb_ctx *ctx, tnode *t, gb_tensor **in, gb_tensor *out) {
+static inline gb_status run_node(gb_ctx *ctx, tnode *t, gb_tensor **in, gb_tensor *out) {
     return run_node2(ctx, t, in, NULL, out, 1);
 }
 
-static void out_free(gb_tensor *out, int n) {
+static inline void out_free(gb_tensor *out, int n) {
     for (int k = 0; k < n; k++) {
         free(out[k].data);
         out[k].data = NULL;
     }
 }
 
-static void assert_shape(const gb_tensor *t, int ndim, const int64_t *dims) {
+static inline void assert_shape(const gb_tensor *t, int ndim, const int64_t *dims) {
     assert_int_equal(t->ndim, ndim);
     for (int i = 0; i < ndim; i++)
         if (t->dims[i] != dims[i])
             fail_msg("dim %d: got %lld, want %lld", i, (long long)t->dims[i], (long long)dims[i]);
 }
 
-static void assert_close(const float *got, const float *want, int64_t n, float rtol, float atol) {
+static inline void assert_close(const float *got, const float *want, int64_t n, float rtol, float atol) {
     for (int64_t i = 0; i < n; i++) {
         float tol = atol + rtol * fabsf(want[i]);
         if (!(fabsf(got[i] - want[i]) <= tol))
@@ -139,14 +139,14 @@ static void assert_close(const float *got, const float *want, int64_t n, float r
     }
 }
 
-static void assert_i64(const int64_t *got, const int64_t *want, int64_t n) {
+static inline void assert_i64(const int64_t *got, const int64_t *want, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         if (got[i] != want[i])
             fail_msg("element %lld: got %lld, want %lld", (long long)i, (long long)got[i], (long long)want[i]);
 }
 
 /* The error message names the node and contains `needle`. */
-static void assert_msg(gb_ctx *ctx, const char *needle) {
+static inline void assert_msg(gb_ctx *ctx, const char *needle) {
     const char *m = gb_ctx_errmsg(ctx);
     if (!strstr(m, "node0") || !strstr(m, needle)) fail_msg("message '%s' lacks node0 or '%s'", m, needle);
 }

@@ -18,79 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/util.h"
-
-/* ---- harness: run one op through init / infer / forward ------------------- */
-
-static gb__attr attr_i(const char *name, int64_t v) {
-    gb__attr a = {.name = (char *)name, .type = GB_ATTR_INT, .i = v};
-    return a;
-}
-
-static gb_tensor *tensor_f32(int ndim, const int64_t *dims, const float *v) {
-    gb_tensor *t;
-    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_F32, ndim, dims, &t), GB_OK);
-    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
-    return t;
-}
-
-static gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
-    gb_tensor *t;
-    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_I64, ndim, dims, &t), GB_OK);
-    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(int64_t));
-    return t;
-}
-
-/* Runs op_type on inputs (NULL entries = omitted optional inputs). On GB_OK
- * *out holds the result (free with gb_tensor_free); otherwise *out is NULL. */
-static gb_status run_op(const char *op_type, int opset, gb__attr *attrs, int n_attrs,
-                        gb_tensor **in, int n_in, int n_threads, gb_tensor **out) {
-    *out = NULL;
-    const gb__op *op = gb__op_lookup(op_type);
-    assert_non_null(op);
-    gb_ctx *ctx;
-    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
-    int in_ids[8], out_ids[1] = {100};
-    for (int i = 0; i < n_in; i++) in_ids[i] = in[i] ? i : -1;
-    gb__node node = {.name = (char *)"node0", .op_type = (char *)op_type, .op = op,
-                     .opset = opset, .n_in = n_in, .n_out = 1, .in = in_ids, .out = out_ids,
-                     .n_attrs = n_attrs, .attrs = attrs};
-    gb_status st = op->init(ctx, &node);
-    if (st == GB_OK) {
-        gb_tensor y = {0};
-        gb_tensor *outs[1] = {&y};
-        size_t ws = 0;
-        double flops = 0;
-        st = op->infer(ctx, &node, in, outs, &ws, &flops);
-        if (st == GB_OK) {
-            gb_tensor *r;
-            assert_int_equal(gb_tensor_create(NULL, y.dtype, y.ndim, y.dims, &r), GB_OK);
-            void *wsbuf = ws ? malloc(ws) : NULL;
-            gb__exec ex = {.n_threads = n_threads, .ws = wsbuf, .ws_size = ws};
-            gb_tensor *const routs[1] = {r};
-            st = op->forward(&node, (const gb_tensor *const *)in, routs, &ex);
-            free(wsbuf);
-            if (st == GB_OK) *out = r;
-            else gb_tensor_free(r);
-        }
-    }
-    free(node.params);
-    gb_ctx_free(ctx);
-    return st;
-}
-
-static uint32_t rng_state = 987654321u;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
-}
-
-static gb_tensor *rand_f32(int ndim, const int64_t *dims, float lo, float hi) {
-    gb_tensor *t = tensor_f32(ndim, dims, NULL);
-    for (int64_t i = 0; i < t->numel; i++)
-        ((float *)t->data)[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
-    return t;
-}
+#include "op_harness.h"
+#include "../fixtures/elem_grad_torch.h"
 
 /* ---- naive NumPy broadcasting reference ----------------------------------- */
 

@@ -17,93 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/util.h"
-
-/* ---- harness: run one op through init / infer / forward ------------------- */
-
-static gb__attr attr_i(const char *name, int64_t v) {
-    gb__attr a = {.name = (char *)name, .type = GB_ATTR_INT, .i = v};
-    return a;
-}
-
-static gb_tensor *tensor_f32(int ndim, const int64_t *dims, const float *v) {
-    gb_tensor *t;
-    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_F32, ndim, dims, &t), GB_OK);
-    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(float));
-    return t;
-}
-
-static gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
-    gb_tensor *t;
-    assert_int_equal(gb_tensor_create(NULL, GB_DTYPE_I64, ndim, dims, &t), GB_OK);
-    if (v) memcpy(t->data, v, (size_t)t->numel * sizeof(int64_t));
-    return t;
-}
-
-/* Runs op_type on inputs (NULL entries = omitted optional inputs). On GB_OK
- * *out holds the result (free with gb_tensor_free); otherwise *out is NULL. */
-static gb_status run_op(const char *op_type, int opset, gb__attr *attrs, int n_attrs,
-                        gb_tensor **in, int n_in, int n_threads, gb_tensor **out) {
-    *out = NULL;
-    const gb__op *op = gb__op_lookup(op_type);
-    assert_non_null(op);
-    gb_ctx *ctx;
-    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
-    int in_ids[8], out_ids[1] = {100};
-    for (int i = 0; i < n_in; i++) in_ids[i] = in[i] ? i : -1;
-    gb__node node = {.name = (char *)"node0", .op_type = (char *)op_type, .op = op,
-                     .opset = opset, .n_in = n_in, .n_out = 1, .in = in_ids, .out = out_ids,
-                     .n_attrs = n_attrs, .attrs = attrs};
-    gb_status st = op->init(ctx, &node);
-    if (st == GB_OK) {
-        gb_tensor y = {0};
-        gb_tensor *outs[1] = {&y};
-        size_t ws = 0;
-        double flops = 0;
-        st = op->infer(ctx, &node, in, outs, &ws, &flops);
-        if (st == GB_OK) {
-            gb_tensor *r;
-            assert_int_equal(gb_tensor_create(NULL, y.dtype, y.ndim, y.dims, &r), GB_OK);
-            void *wsbuf = ws ? malloc(ws) : NULL;
-            gb__exec ex = {.n_threads = n_threads, .ws = wsbuf, .ws_size = ws};
-            gb_tensor *const routs[1] = {r};
-            st = op->forward(&node, (const gb_tensor *const *)in, routs, &ex);
-            free(wsbuf);
-            if (st == GB_OK) *out = r;
-            else gb_tensor_free(r);
-        }
-    }
-    free(node.params);
-    gb_ctx_free(ctx);
-    return st;
-}
-
-static uint32_t rng_state = 987654321u;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
-}
-
-static gb_tensor *rand_f32(int ndim, const int64_t *dims, float lo, float hi) {
-    gb_tensor *t = tensor_f32(ndim, dims, NULL);
-    for (int64_t i = 0; i < t->numel; i++)
-        ((float *)t->data)[i] = lo + (hi - lo) * 0.5f * (frand() + 1.0f);
-    return t;
-}
-
-static gb__attr attr_f(const char *name, float v) {
-    gb__attr a = {.name = (char *)name, .type = GB_ATTR_FLOAT, .f = v};
-    return a;
-}
-
-static void expect_close(const float *got, const double *want, int64_t n, double tol) {
-    for (int64_t i = 0; i < n; i++) {
-        if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-            print_error("element %lld: got %.8g want %.8g\n", (long long)i, got[i], want[i]);
-            fail();
-        }
-    }
-}
+#include "op_harness.h"
+#include "../fixtures/elem_grad_torch.h"
 
 /* ---- Gemm ------------------------------------------------------------------------ */
 
@@ -262,32 +177,27 @@ static void check_matmul(int na, const int64_t *ad, int nb, const int64_t *bd, i
 
 static void test_matmul_shapes(void **state) {
     (void)state;
-    { int64_t a[2] = {3, 4}, b[2] = {4, 5}, y[2] = {3, 5}; check_matmul(2, a, 2, b, 2, y, 1); }
-    { int64_t a[1] = {4}, b[2] = {4, 5}, y[1] = {5}; check_matmul(1, a, 2, b, 1, y, 1); }
-    { int64_t a[2] = {3, 4}, b[1] = {4}, y[1] = {3}; check_matmul(2, a, 1, b, 1, y, 1); }
-    { int64_t a[1] = {4}, b[1] = {4}; check_matmul(1, a, 1, b, 0, NULL, 1); } /* dot: 0-d */
-    /* Linear on (B, T, C): batch folds into M */
-    { int64_t a[3] = {2, 3, 4}, b[2] = {4, 5}, y[3] = {2, 3, 5}; check_matmul(3, a, 2, b, 3, y, 1); }
-    /* shared A, batched B */
-    { int64_t a[2] = {3, 4}, b[3] = {2, 4, 5}, y[3] = {2, 3, 5}; check_matmul(2, a, 3, b, 3, y, 1); }
-    /* batch broadcast both ways */
-    {
-        int64_t a[4] = {2, 1, 3, 4}, b[3] = {3, 4, 5}, y[4] = {2, 3, 3, 5};
-        check_matmul(4, a, 3, b, 4, y, 1);
-    }
-    {
-        int64_t a[4] = {2, 1, 3, 4}, b[4] = {1, 5, 4, 2}, y[4] = {2, 5, 3, 2};
-        check_matmul(4, a, 4, b, 4, y, 1);
-    }
-    /* 1-D with batched other operand */
-    { int64_t a[1] = {4}, b[3] = {2, 4, 5}, y[2] = {2, 5}; check_matmul(1, a, 3, b, 2, y, 1); }
-    { int64_t a[3] = {2, 3, 4}, b[1] = {4}, y[2] = {2, 3}; check_matmul(3, a, 1, b, 2, y, 1); }
-    /* B with batch of size 1 everywhere: still folds */
-    { int64_t a[3] = {2, 3, 4}, b[3] = {1, 4, 5}, y[3] = {2, 3, 5}; check_matmul(3, a, 3, b, 3, y, 1); }
-    /* bigger, 2 threads (BLAS threads itself) */
-    { int64_t a[3] = {4, 33, 65}, b[3] = {4, 65, 17}, y[3] = {4, 33, 17}; check_matmul(3, a, 3, b, 3, y, 2); }
-    /* K = 0: zeros */
-    { int64_t a[2] = {3, 0}, b[2] = {0, 2}, y[2] = {3, 2}; check_matmul(2, a, 2, b, 2, y, 1); }
+    static const struct {
+        int na, nb, ny, n_threads;
+        int64_t a[4], b[4], y[4];
+    } cases[] = {
+        {2, 2, 2, 1, {3, 4}, {4, 5}, {3, 5}},
+        {1, 2, 1, 1, {4}, {4, 5}, {5}},                     /* 1-D A: (1, K), 1 removed */
+        {2, 1, 1, 1, {3, 4}, {4}, {3}},                     /* 1-D B: (K, 1), 1 removed */
+        {1, 1, 0, 1, {4}, {4}, {0}},                        /* dot product: 0-d */
+        {3, 2, 3, 1, {2, 3, 4}, {4, 5}, {2, 3, 5}},         /* Linear on (B, T, C): folds */
+        {2, 3, 3, 1, {3, 4}, {2, 4, 5}, {2, 3, 5}},         /* shared A, batched B */
+        {4, 3, 4, 1, {2, 1, 3, 4}, {3, 4, 5}, {2, 3, 3, 5}}, /* batch broadcast */
+        {4, 4, 4, 1, {2, 1, 3, 4}, {1, 5, 4, 2}, {2, 5, 3, 2}},
+        {1, 3, 2, 1, {4}, {2, 4, 5}, {2, 5}},               /* 1-D with batched other */
+        {3, 1, 2, 1, {2, 3, 4}, {4}, {2, 3}},
+        {3, 3, 3, 1, {2, 3, 4}, {1, 4, 5}, {2, 3, 5}},      /* B batch of 1: still folds */
+        {3, 3, 3, 2, {4, 33, 65}, {4, 65, 17}, {4, 33, 17}}, /* bigger, BLAS threads */
+        {2, 2, 2, 1, {3, 0}, {0, 2}, {3, 2}},               /* K = 0: zeros */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_matmul(cases[i].na, cases[i].a, cases[i].nb, cases[i].b, cases[i].ny, cases[i].y,
+                     cases[i].n_threads);
 }
 
 static void test_matmul_errors(void **state) {

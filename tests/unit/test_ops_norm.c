@@ -5,6 +5,11 @@
  * References: PyTorch outputs (tests/fixtures/pool_norm_torch.h, written by
  * tests/scripts/gen_pool_norm_fixtures.py) and naive loops in this file that
  * follow the ONNX formulas literally (double precision).
+ * Backward: PyTorch float64 autograd of the ONNX formulas
+ * (tests/fixtures/pool_norm_grad_torch.h, from
+ * tests/scripts/gen_pool_norm_grad_fixtures.py), for every input including
+ * BatchNormalization's mean/var and LayerNormalization's broadcast Scale/B,
+ * with gradients into LayerNormalization's Mean/InvStdDev outputs.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +24,7 @@
 #include "ops/util.h"
 
 #include "../fixtures/pool_norm_torch.h"
+#include "../fixtures/pool_norm_grad_torch.h"
 
 /* ---- a tiny harness: build a node, run init/infer/forward ------------------- */
 
@@ -518,6 +524,261 @@ static void test_parallel_deterministic(void **state) {
     free(vd);
 }
 
+/* ---- backward ------------------------------------------------------------------ */
+
+/* Runs init/infer/forward, then backward with upstream gradients dy[k] (NULL:
+ * no gradient into output k) accumulating into din[i] (NULL: not asked). */
+static gb_status run_node_bwd(gb_ctx *ctx, tnode *t, gb_tensor **in, const float *const *dy,
+                              gb_tensor **din, int threads) {
+    const gb__op *op = gb__op_lookup(t->n.op_type);
+    assert_non_null(op);
+    assert_non_null(op->backward);
+    t->n.op = op;
+    gb_tensor out[8], dout[8];
+    gb_tensor *outp[8] = {0};
+    const gb_tensor *doutp[8] = {0};
+    void *ws = NULL;
+    size_t ws_bytes = 0;
+    double flops = 0;
+    gb_status st = op->init(ctx, &t->n);
+    if (st) goto done;
+    for (int k = 0; k < t->n.n_out; k++) {
+        memset(&out[k], 0, sizeof out[k]);
+        outp[k] = t->out_ids[k] >= 0 ? &out[k] : NULL;
+    }
+    st = op->infer(ctx, &t->n, in, outp, &ws_bytes, &flops);
+    if (st) goto done;
+    for (int k = 0; k < t->n.n_out; k++)
+        if (outp[k]) outp[k]->data = malloc((size_t)outp[k]->numel * sizeof(float) + 1);
+    if (ws_bytes) ws = malloc(ws_bytes);
+    gb__exec ex = {.n_threads = threads, .ws = ws, .ws_size = ws_bytes};
+    st = op->forward(&t->n, (const gb_tensor *const *)in, outp, &ex);
+    if (st) goto done;
+    for (int k = 0; k < t->n.n_out; k++)
+        if (outp[k] && dy[k]) {
+            dout[k] = *outp[k];
+            dout[k].data = (void *)dy[k];
+            doutp[k] = &dout[k];
+        }
+    /* forward's use of the workspace must not matter to backward */
+    if (ws) memset(ws, 0xA5, ws_bytes);
+    st = op->backward(&t->n, (const gb_tensor *const *)in, (const gb_tensor *const *)outp, doutp,
+                      din, &ex);
+done:
+    for (int k = 0; k < t->n.n_out; k++)
+        if (outp[k]) free(outp[k]->data);
+    free(ws);
+    free(t->n.params);
+    t->n.params = NULL;
+    return st;
+}
+
+/* A zeroed gradient buffer shaped like t (free g->data). */
+static gb_tensor grad_like(const gb_tensor *t, float fill) {
+    float *d = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    assert_non_null(d);
+    for (int64_t i = 0; i < t->numel; i++) d[i] = fill;
+    return tens(GB_DTYPE_F32, t->ndim, t->dims, d);
+}
+
+/* got - fill == want, elementwise (fill: the value the buffer started with). */
+static void assert_grad(const char *what, const gb_tensor *g, float fill, const float *want,
+                        float rtol, float atol) {
+    for (int64_t i = 0; i < g->numel; i++) {
+        float v = GB_F32(g)[i] - fill;
+        if (!(fabsf(v - want[i]) <= atol + rtol * fabsf(want[i])))
+            fail_msg("%s[%lld]: got %.8g want %.8g", what, (long long)i, v, want[i]);
+    }
+}
+
+static void free_grads(gb_tensor *g, int n) {
+    for (int i = 0; i < n; i++) free(g[i].data);
+}
+
+/* PyTorch autograd of the formula: dX, dscale, dB, dmean, dvar. Also with
+ * only dX asked (the others NULL, as when parameter gradients are off), and
+ * accumulation into non-zero buffers. */
+static void test_backward_batchnorm(void **state) {
+    gb_ctx *ctx = *state;
+    int64_t dx[4] = {2, 3, 4, 5}, dc[1] = {3};
+    gb_tensor x = tens(GB_DTYPE_F32, 4, dx, gx_bn_x), s = tens(GB_DTYPE_F32, 1, dc, gx_bn_scale),
+              b = tens(GB_DTYPE_F32, 1, dc, gx_bn_bias), m = tens(GB_DTYPE_F32, 1, dc, gx_bn_mean),
+              v = tens(GB_DTYPE_F32, 1, dc, gx_bn_var);
+    gb_tensor *in[5] = {&x, &s, &b, &m, &v};
+    const float *want[5] = {gx_bn_dx, gx_bn_dscale, gx_bn_dbias, gx_bn_dmean, gx_bn_dvar};
+    static const char *const names[5] = {"dX", "dscale", "dB", "dmean", "dvar"};
+    const float *dy[1] = {gx_bn_dy};
+    for (int mode = 0; mode < 2; mode++) {
+        float fill = mode ? 0.25f : 0.0f;
+        gb_tensor g[5];
+        gb_tensor *din[5];
+        for (int i = 0; i < 5; i++) {
+            g[i] = grad_like(in[i], fill);
+            din[i] = mode == 1 && i > 0 ? NULL : &g[i];
+        }
+        tnode t;
+        tn_init(&t, "BatchNormalization", 15, 5, 1);
+        tn_float(&t, "epsilon", 1e-3f);
+        assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1 + mode), GB_OK);
+        for (int i = 0; i < 5; i++) {
+            if (din[i]) assert_grad(names[i], &g[i], fill, want[i], 1e-5f, 1e-5f);
+            else
+                for (int64_t j = 0; j < g[i].numel; j++) assert_true(GB_F32(&g[i])[j] == fill);
+        }
+        free_grads(g, 5);
+    }
+}
+
+static void test_backward_instancenorm(void **state) {
+    gb_ctx *ctx = *state;
+    int64_t dx[4] = {2, 3, 5, 4}, dc[1] = {3};
+    gb_tensor x = tens(GB_DTYPE_F32, 4, dx, gx_in_x), s = tens(GB_DTYPE_F32, 1, dc, gx_in_scale),
+              b = tens(GB_DTYPE_F32, 1, dc, gx_in_bias);
+    gb_tensor *in[3] = {&x, &s, &b};
+    const float *want[3] = {gx_in_dx, gx_in_dscale, gx_in_dbias};
+    static const char *const names[3] = {"dX", "dscale", "dB"};
+    const float *dy[1] = {gx_in_dy};
+    for (int mode = 0; mode < 3; mode++) {
+        /* 0: everything; 1: dX only; 2: parameters only */
+        gb_tensor g[3];
+        gb_tensor *din[3];
+        for (int i = 0; i < 3; i++) {
+            g[i] = grad_like(in[i], 0.0f);
+            din[i] = (mode == 1 && i > 0) || (mode == 2 && i == 0) ? NULL : &g[i];
+        }
+        tnode t;
+        tn_init(&t, "InstanceNormalization", 6, 3, 1);
+        assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1 + mode % 2), GB_OK);
+        for (int i = 0; i < 3; i++)
+            if (din[i]) assert_grad(names[i], &g[i], 0.0f, want[i], 1e-4f, 1e-5f);
+        free_grads(g, 3);
+    }
+}
+
+/* axis -2 on (2, 3, 4, 5) with Scale/B of full (4, 5) shape ("ln") and
+ * broadcast shapes Scale (5), B (4, 1) ("lnb"); gradients flowing into Y
+ * only, into all three outputs, and with Mean/InvStdDev omitted. */
+static void check_ln_backward(gb_ctx *ctx, const char *name, const int64_t *sdims, int snd,
+                              const int64_t *bdims, int bnd, float eps, const float *const *data,
+                              const float *const *want) {
+    /* data: x, scale, bias, dy, dmean, disd; want: dx, dscale, dbias, dx_yonly */
+    int64_t dx[4] = {2, 3, 4, 5};
+    gb_tensor x = tens(GB_DTYPE_F32, 4, dx, data[0]), s = tens(GB_DTYPE_F32, snd, sdims, data[1]),
+              b = tens(GB_DTYPE_F32, bnd, bdims, data[2]);
+    gb_tensor *in[3] = {&x, &s, &b};
+    for (int mode = 0; mode < 3; mode++) {
+        /* 0: dY, dMean, dInvStdDev; 1: dY only (outputs present); 2: outputs omitted */
+        gb_tensor g[3];
+        gb_tensor *din[3];
+        for (int i = 0; i < 3; i++) {
+            g[i] = grad_like(in[i], 0.0f);
+            din[i] = &g[i];
+        }
+        const float *dy[3] = {data[3], mode == 0 ? data[4] : NULL, mode == 0 ? data[5] : NULL};
+        tnode t;
+        tn_init(&t, "LayerNormalization", 17, 3, 3);
+        tn_int(&t, "axis", -2);
+        tn_float(&t, "epsilon", eps);
+        if (mode == 2) t.out_ids[1] = t.out_ids[2] = -1;
+        gb_status st = run_node_bwd(ctx, &t, in, dy, din, 1 + mode % 2);
+        if (st) fail_msg("%s mode %d: %s", name, mode, gb_ctx_errmsg(ctx));
+        assert_grad(name, &g[0], 0.0f, mode == 0 ? want[0] : want[3], 1e-4f, 1e-5f);
+        assert_grad(name, &g[1], 0.0f, want[1], 1e-4f, 1e-5f);
+        assert_grad(name, &g[2], 0.0f, want[2], 1e-4f, 1e-5f);
+        free_grads(g, 3);
+    }
+    /* without B: only two inputs */
+    gb_tensor g[2] = {grad_like(&x, 0.0f), grad_like(&s, 0.0f)};
+    gb_tensor *din[2] = {&g[0], &g[1]};
+    const float *dy[1] = {data[3]};
+    tnode t;
+    tn_init(&t, "LayerNormalization", 17, 2, 1);
+    tn_int(&t, "axis", -2);
+    tn_float(&t, "epsilon", eps);
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 2), GB_OK);
+    assert_grad(name, &g[0], 0.0f, want[3], 1e-4f, 1e-5f);
+    assert_grad(name, &g[1], 0.0f, want[1], 1e-4f, 1e-5f);
+    free_grads(g, 2);
+}
+
+static void test_backward_layernorm(void **state) {
+    gb_ctx *ctx = *state;
+    int64_t full[2] = {4, 5}, s5[1] = {5}, b41[2] = {4, 1};
+    const float *d1[6] = {gx_ln_x, gx_ln_scale, gx_ln_bias, gx_ln_dy, gx_ln_dmean, gx_ln_disd};
+    const float *w1[4] = {gx_ln_dx, gx_ln_dscale, gx_ln_dbias, gx_ln_dx_yonly};
+    check_ln_backward(ctx, "ln", full, 2, full, 2, 1e-5f, d1, w1);
+    const float *d2[6] = {gx_lnb_x, gx_lnb_scale, gx_lnb_bias, gx_lnb_dy, gx_lnb_dmean, gx_lnb_disd};
+    const float *w2[4] = {gx_lnb_dx, gx_lnb_dscale, gx_lnb_dbias, gx_lnb_dx_yonly};
+    check_ln_backward(ctx, "lnb", s5, 1, b41, 2, 1e-3f, d2, w2);
+}
+
+static void test_backward_lrn(void **state) {
+    gb_ctx *ctx = *state;
+    int64_t dx[4] = {2, 7, 3, 3};
+    const struct {
+        int64_t size;
+        float alpha, beta, bias;
+        const float *x, *dy, *dx;
+    } cases[3] = {{3, 2e-4f, 0.5f, 2.0f, gx_lrn3_x, gx_lrn3_dy, gx_lrn3_dx},
+                  {4, 0.5f, 0.75f, 1.0f, gx_lrn4_x, gx_lrn4_dy, gx_lrn4_dx},
+                  {5, 1e-1f, 0.75f, 1.0f, gx_lrn5_x, gx_lrn5_dy, gx_lrn5_dx}};
+    for (int c = 0; c < 3; c++) {
+        gb_tensor x = tens(GB_DTYPE_F32, 4, dx, cases[c].x);
+        gb_tensor g = grad_like(&x, 1.0f);
+        gb_tensor *in[1] = {&x}, *din[1] = {&g};
+        const float *dy[1] = {cases[c].dy};
+        tnode t;
+        tn_init(&t, "LRN", 13, 1, 1);
+        tn_int(&t, "size", cases[c].size);
+        tn_float(&t, "alpha", cases[c].alpha);
+        tn_float(&t, "beta", cases[c].beta);
+        tn_float(&t, "bias", cases[c].bias);
+        assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1 + c % 2), GB_OK);
+        assert_grad("LRN dX", &g, 1.0f, cases[c].dx, 1e-4f, 1e-5f);
+        free(g.data);
+    }
+}
+
+/* Big inputs take the OpenMP path: every gradient is bit-identical with 1
+ * and 2 threads (each element is reduced by one thread in a fixed order). */
+static void test_backward_parallel(void **state) {
+    gb_ctx *ctx = *state;
+    uint32_t seed = 78;
+    int64_t dx[4] = {2, 16, 33, 33}, dc[1] = {16}, dsc[1] = {33}, numel = 2 * 16 * 33 * 33;
+    float *xd = rand_buf(numel, &seed, 2.0f, 0.0f), *dyd = rand_buf(numel, &seed, 1.0f, 0.0f);
+    float *vd = rand_buf(33, &seed, 0.4f, 0.5f), *dmd = rand_buf(64, &seed, 1.0f, 0.0f);
+    gb_tensor x = tens(GB_DTYPE_F32, 4, dx, xd), v = tens(GB_DTYPE_F32, 1, dc, vd),
+              vs = tens(GB_DTYPE_F32, 1, dsc, vd);
+    static const char *const ops[4] = {"BatchNormalization", "InstanceNormalization",
+                                       "LayerNormalization", "LRN"};
+    for (int o = 0; o < 4; o++) {
+        int n_in = o == 0 ? 5 : o == 1 ? 3 : o == 2 ? 3 : 1;
+        gb_tensor *in[5] = {&x, o == 2 ? &vs : &v, o == 2 ? &vs : &v, &v, &v};
+        gb_tensor g[2][5];
+        for (int th = 0; th < 2; th++) {
+            gb_tensor *din[5];
+            for (int i = 0; i < n_in; i++) {
+                g[th][i] = grad_like(in[i], 0.0f);
+                din[i] = &g[th][i];
+            }
+            const float *dy[3] = {dyd, dmd, dmd + 32};  /* dMean, dInvStdDev: (2, 16, 1, 1) */
+            tnode t;
+            tn_init(&t, ops[o], 17, n_in, o == 2 ? 3 : 1);
+            if (o == 2) tn_int(&t, "axis", -2);  /* inner 33 x 33, Scale/B (33) broadcast */
+            if (o == 3) tn_int(&t, "size", 5);
+            gb_status st = run_node_bwd(ctx, &t, in, dy, din, th + 1);
+            if (st) fail_msg("%s: %s", ops[o], gb_ctx_errmsg(ctx));
+        }
+        for (int i = 0; i < n_in; i++)
+            assert_memory_equal(g[0][i].data, g[1][i].data, (size_t)g[0][i].numel * sizeof(float));
+        for (int th = 0; th < 2; th++) free_grads(g[th], n_in);
+    }
+    free(xd);
+    free(dyd);
+    free(vd);
+    free(dmd);
+}
+
 static int setup(void **state) {
     gb_ctx *ctx;
     if (gb_ctx_create(&ctx) != GB_OK) return -1;
@@ -536,6 +797,9 @@ int main(void) {
         cmocka_unit_test(test_layernorm_torch),   cmocka_unit_test(test_layernorm_naive),
         cmocka_unit_test(test_layernorm_errors),  cmocka_unit_test(test_lrn),
         cmocka_unit_test(test_parallel_deterministic),
+        cmocka_unit_test(test_backward_batchnorm), cmocka_unit_test(test_backward_instancenorm),
+        cmocka_unit_test(test_backward_layernorm), cmocka_unit_test(test_backward_lrn),
+        cmocka_unit_test(test_backward_parallel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

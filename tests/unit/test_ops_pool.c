@@ -9,6 +9,9 @@
  *  - a naive 2-D reference written the way ONNX's NumPy reference is: pad the
  *    input with NaN (or 0 for count_include_pad) plus a NaN overhang for
  *    ceil_mode, then reduce each window over its non-NaN taps.
+ * Backward: PyTorch float64 autograd (tests/fixtures/pool_norm_grad_torch.h,
+ * from tests/scripts/gen_pool_norm_grad_fixtures.py) including MaxPool ties,
+ * a naive 2-D backward over random configurations, and hand values.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +26,7 @@
 #include "ops/util.h"
 
 #include "../fixtures/pool_norm_torch.h"
+#include "../fixtures/pool_norm_grad_torch.h"
 
 /* ---- a tiny harness: build a node, run init/infer/forward ------------------- */
 
@@ -614,6 +618,311 @@ static void test_errors(void **state) {
     assert_int_equal(run_node(ctx, &t, in2, y, 1), GB_ERR_SHAPE);
 }
 
+/* ---- backward ------------------------------------------------------------------ */
+
+/* Runs init/infer/forward, then backward with upstream gradients dy[k] (NULL:
+ * no gradient into output k) accumulating into din[i] (NULL: not asked). */
+static gb_status run_node_bwd(gb_ctx *ctx, tnode *t, gb_tensor **in, const float *const *dy,
+                              gb_tensor **din, int threads) {
+    const gb__op *op = gb__op_lookup(t->n.op_type);
+    assert_non_null(op);
+    assert_non_null(op->backward);
+    t->n.op = op;
+    gb_tensor out[8], dout[8];
+    gb_tensor *outp[8] = {0};
+    const gb_tensor *doutp[8] = {0};
+    void *ws = NULL;
+    size_t ws_bytes = 0;
+    double flops = 0;
+    gb_status st = op->init(ctx, &t->n);
+    if (st) goto done;
+    for (int k = 0; k < t->n.n_out; k++) {
+        memset(&out[k], 0, sizeof out[k]);
+        outp[k] = t->out_ids[k] >= 0 ? &out[k] : NULL;
+    }
+    st = op->infer(ctx, &t->n, in, outp, &ws_bytes, &flops);
+    if (st) goto done;
+    for (int k = 0; k < t->n.n_out; k++)
+        if (outp[k]) outp[k]->data = malloc((size_t)outp[k]->numel * sizeof(float) + 1);
+    if (ws_bytes) ws = malloc(ws_bytes);
+    gb__exec ex = {.n_threads = threads, .ws = ws, .ws_size = ws_bytes};
+    st = op->forward(&t->n, (const gb_tensor *const *)in, outp, &ex);
+    if (st) goto done;
+    for (int k = 0; k < t->n.n_out; k++)
+        if (outp[k] && dy[k]) {
+            dout[k] = *outp[k];
+            dout[k].data = (void *)dy[k];
+            doutp[k] = &dout[k];
+        }
+    st = op->backward(&t->n, (const gb_tensor *const *)in, (const gb_tensor *const *)outp, doutp,
+                      din, &ex);
+done:
+    for (int k = 0; k < t->n.n_out; k++)
+        if (outp[k]) free(outp[k]->data);
+    free(ws);
+    free(t->n.params);
+    t->n.params = NULL;
+    return st;
+}
+
+static void pool_attrs(tnode *t, const char *op, int nk, const int64_t *k, const int64_t *s,
+                       const int64_t *pads, const int64_t *d, int ceil_mode, int cip) {
+    tn_init(t, op, 12, 1, 1);
+    tn_ints(t, "kernel_shape", nk, k);
+    tn_ints(t, "strides", nk, s);
+    tn_ints(t, "pads", 2 * nk, pads);
+    if (strcmp(op, "MaxPool") == 0) tn_ints(t, "dilations", nk, d);
+    else tn_int(t, "count_include_pad", cip);
+    tn_int(t, "ceil_mode", ceil_mode);
+}
+
+/* PyTorch autograd (float64) for 1-D/2-D/3-D, ceil_mode, count_include_pad,
+ * dilations and MaxPool ties (first maximum in scan order, as in PyTorch). */
+static void test_backward_torch(void **state) {
+    gb_ctx *ctx = *state;
+    for (size_t i = 0; i < sizeof pool_grad_fixtures / sizeof pool_grad_fixtures[0]; i++) {
+        const pool_grad_fixture *f = &pool_grad_fixtures[i];
+        for (int threads = 1; threads <= 2; threads++) {
+            tnode t;
+            pool_attrs(&t, f->op, f->nk, f->kernel, f->strides, f->pads, f->dilations, f->ceil_mode,
+                       f->count_include_pad);
+            gb_tensor x = tens(GB_DTYPE_F32, f->x_ndim, f->x_dims, f->x);
+            float *dxd = calloc((size_t)x.numel, sizeof(float));
+            gb_tensor dx = tens(GB_DTYPE_F32, f->x_ndim, f->x_dims, dxd);
+            gb_tensor *in[1] = {&x}, *din[1] = {&dx};
+            const float *dy[1] = {f->dy};
+            gb_status st = run_node_bwd(ctx, &t, in, dy, din, threads);
+            if (st) fail_msg("%s: %s", f->name, gb_ctx_errmsg(ctx));
+            for (int64_t j = 0; j < x.numel; j++)
+                if (!(fabsf(dxd[j] - f->dx[j]) <= 1e-6f + 1e-5f * fabsf(f->dx[j])))
+                    fail_msg("%s: dx[%lld] got %.8g want %.8g", f->name, (long long)j, dxd[j], f->dx[j]);
+            free(dxd);
+        }
+    }
+}
+
+/* Naive 2-D backward in the NaN-padding style of ref_pool2d: MaxPool sends dy
+ * to the first maximum (scan order) among the non-NaN taps, AveragePool
+ * spreads dy / count over the in-range taps. */
+static void ref_pool2d_backward(const ref_cfg *c, const float *x, const float *dy, int64_t N,
+                                int64_t C, int64_t H, int64_t W, float *dx) {
+    int64_t oh = ref_out_size(H, c->k[0], c->s[0], c->d[0], c->pads[0], c->pads[2], c->ceil_mode);
+    int64_t ow = ref_out_size(W, c->k[1], c->s[1], c->d[1], c->pads[1], c->pads[3], c->ceil_mode);
+    for (int64_t nc = 0; nc < N * C; nc++)
+        for (int64_t a = 0; a < oh; a++)
+            for (int64_t b = 0; b < ow; b++) {
+                float g = dy[nc * oh * ow + a * ow + b];
+                int64_t best = -1, cnt = 0;
+                float bv = 0.0f;
+                for (int pass = 0; pass < 2; pass++)
+                    for (int64_t u = 0; u < c->k[0]; u++)
+                        for (int64_t v = 0; v < c->k[1]; v++) {
+                            int64_t i = a * c->s[0] + u * c->d[0] - c->pads[0];
+                            int64_t j = b * c->s[1] + v * c->d[1] - c->pads[1];
+                            bool inside = i >= 0 && i < H && j >= 0 && j < W;
+                            bool in_pads = i < H + c->pads[2] && j < W + c->pads[3];
+                            if (pass == 0) {  /* count and argmax */
+                                if (inside) {
+                                    float val = x[nc * H * W + i * W + j];
+                                    if (best < 0 || val > bv) {
+                                        best = i * W + j;
+                                        bv = val;
+                                    }
+                                }
+                                if (inside || (c->cip && in_pads)) cnt++;
+                            } else if (!c->is_max && inside) {
+                                dx[nc * H * W + i * W + j] += g / (float)cnt;
+                            }
+                        }
+                if (c->is_max && best >= 0) dx[nc * H * W + best] += g;
+            }
+}
+
+/* Random 2-D configurations (with ties: values on a coarse grid) against the
+ * naive backward; dx starts non-zero to check that backward accumulates. */
+static void test_backward_random(void **state) {
+    gb_ctx *ctx = *state;
+    uint32_t seed = 4242;
+    int ran = 0;
+    for (int trial = 0; trial < 300; trial++) {
+        ref_cfg c;
+        memset(&c, 0, sizeof c);
+        c.is_max = (int)(lcg(&seed) % 2);
+        c.ceil_mode = (int)(lcg(&seed) % 2);
+        c.cip = (int)(lcg(&seed) % 2);
+        for (int a = 0; a < 2; a++) {
+            c.k[a] = 1 + lcg(&seed) % 4;
+            c.s[a] = 1 + lcg(&seed) % 3;
+            c.d[a] = c.is_max ? 1 + lcg(&seed) % 2 : 1;
+        }
+        for (int a = 0; a < 4; a++) c.pads[a] = (int64_t)(lcg(&seed) % 3) % ((c.k[a % 2] - 1) * c.d[a % 2] + 1);
+        int64_t N = 1 + lcg(&seed) % 2, C = 1 + lcg(&seed) % 3;
+        int64_t H = 1 + lcg(&seed) % 9, W = 1 + lcg(&seed) % 9;
+        if (H + c.pads[0] + c.pads[2] < (c.k[0] - 1) * c.d[0] + 1 ||
+            W + c.pads[1] + c.pads[3] < (c.k[1] - 1) * c.d[1] + 1)
+            continue;
+        int64_t n = N * C * H * W, dims[4] = {N, C, H, W};
+        float *xd = malloc((size_t)n * sizeof(float)), *dxd = malloc((size_t)n * sizeof(float));
+        float *want = malloc((size_t)n * sizeof(float));
+        bool ties = trial % 3 == 0;
+        for (int64_t i = 0; i < n; i++) {
+            xd[i] = ties ? (float)(lcg(&seed) % 3) : frand(&seed);
+            dxd[i] = want[i] = 0.5f;
+        }
+        int64_t OH = ref_out_size(H, c.k[0], c.s[0], c.d[0], c.pads[0], c.pads[2], c.ceil_mode);
+        int64_t OW = ref_out_size(W, c.k[1], c.s[1], c.d[1], c.pads[1], c.pads[3], c.ceil_mode);
+        float *dy = malloc((size_t)(N * C * OH * OW) * sizeof(float));
+        for (int64_t i = 0; i < N * C * OH * OW; i++) dy[i] = frand(&seed);
+        tnode t;
+        pool_attrs(&t, c.is_max ? "MaxPool" : "AveragePool", 2, c.k, c.s, c.pads, c.d, c.ceil_mode, c.cip);
+        gb_tensor x = tens(GB_DTYPE_F32, 4, dims, xd), dx = tens(GB_DTYPE_F32, 4, dims, dxd);
+        gb_tensor *in[1] = {&x}, *din[1] = {&dx};
+        const float *dyp[1] = {dy};
+        gb_status st = run_node_bwd(ctx, &t, in, dyp, din, 1 + trial % 2);
+        if (st) fail_msg("trial %d: %s", trial, gb_ctx_errmsg(ctx));
+        ref_pool2d_backward(&c, xd, dy, N, C, H, W, want);
+        for (int64_t i = 0; i < n; i++)
+            if (!(fabsf(dxd[i] - want[i]) <= 1e-5f))
+                fail_msg("trial %d (%s k %lldx%lld s %lldx%lld d %lldx%lld pads %lld,%lld,%lld,%lld "
+                         "ceil %d cip %d, in %lldx%lld): dx[%lld] got %g want %g",
+                         trial, c.is_max ? "max" : "avg", (long long)c.k[0], (long long)c.k[1],
+                         (long long)c.s[0], (long long)c.s[1], (long long)c.d[0], (long long)c.d[1],
+                         (long long)c.pads[0], (long long)c.pads[1], (long long)c.pads[2],
+                         (long long)c.pads[3], c.ceil_mode, c.cip, (long long)H, (long long)W,
+                         (long long)i, dxd[i], want[i]);
+        ran++;
+        free(xd);
+        free(dxd);
+        free(want);
+        free(dy);
+    }
+    assert_true(ran > 150);
+}
+
+/* Hand values: ties, padding that never wins, SAME padding, NaN. */
+static void test_backward_hand(void **state) {
+    gb_ctx *ctx = *state;
+    /* 1-D MaxPool k 3, s 1, pads 1: x = [1 3 3 2 3]; windows (with pad):
+     * [p 1 3] [1 3 3] [3 3 2] [3 2 3] [2 3 p] -> argmax 1, 1, 1, 2, 4 */
+    const float x1[5] = {1, 3, 3, 2, 3}, dy1[5] = {1, 10, 100, 1000, 10000};
+    const float want1[5] = {0, 111, 1000, 0, 10000};
+    int64_t d1[3] = {1, 1, 5}, k1[1] = {3}, s1[1] = {1}, p1[2] = {1, 1}, dl1[1] = {1};
+    float dxd[16] = {0};
+    tnode t;
+    pool_attrs(&t, "MaxPool", 1, k1, s1, p1, dl1, 0, 0);
+    gb_tensor x = tens(GB_DTYPE_F32, 3, d1, x1), dx = tens(GB_DTYPE_F32, 3, d1, dxd);
+    gb_tensor *in[1] = {&x}, *din[1] = {&dx};
+    const float *dy[1] = {dy1};
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1), GB_OK);
+    assert_close(dxd, want1, 5, 0, 0);
+
+    /* all-negative constant input with padding: padding (-inf) never wins, the
+     * first in-range tap does */
+    const float xn[3] = {-5, -5, -5}, dyn[4] = {1, 2, 4, 8};
+    const float wantn[3] = {3, 4, 8};
+    int64_t dn[3] = {1, 1, 3}, kn[1] = {2}, pn[2] = {1, 1};
+    memset(dxd, 0, sizeof dxd);
+    pool_attrs(&t, "MaxPool", 1, kn, s1, pn, dl1, 0, 0);
+    x = tens(GB_DTYPE_F32, 3, dn, xn);
+    dx = tens(GB_DTYPE_F32, 3, dn, dxd);
+    dy[0] = dyn;
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1), GB_OK);
+    assert_close(dxd, wantn, 3, 0, 0);
+
+    /* NaN in a window: the gradient goes to the (first) NaN */
+    const float xq[4] = {1, NAN, 5, NAN}, dyq[2] = {1, 2};
+    const float wantq[4] = {0, 1, 0, 2};
+    int64_t dq[3] = {1, 1, 4}, kq[1] = {2}, sq[1] = {2}, pq[2] = {0, 0};
+    memset(dxd, 0, sizeof dxd);
+    pool_attrs(&t, "MaxPool", 1, kq, sq, pq, dl1, 0, 0);
+    x = tens(GB_DTYPE_F32, 3, dq, xq);
+    dx = tens(GB_DTYPE_F32, 3, dq, dxd);
+    dy[0] = dyq;
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1), GB_OK);
+    assert_close(dxd, wantq, 4, 0, 0);
+
+    /* AveragePool SAME_UPPER k 2 s 1 on 3 elements: windows [0 1] [1 2] [2 pad]
+     * (pad excluded: count_include_pad 0), dy = 1 2 4 -> 1/2, 3/2, 1 + 4 */
+    const float xa[3] = {7, 8, 9}, dya[3] = {1, 2, 4}, wanta[3] = {0.5f, 1.5f, 5.0f};
+    int64_t ka[1] = {2};
+    memset(dxd, 0, sizeof dxd);
+    tn_init(&t, "AveragePool", 11, 1, 1);
+    tn_ints(&t, "kernel_shape", 1, ka);
+    tn_str(&t, "auto_pad", "SAME_UPPER");
+    x = tens(GB_DTYPE_F32, 3, dn, xa);
+    dx = tens(GB_DTYPE_F32, 3, dn, dxd);
+    dy[0] = dya;
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1), GB_OK);
+    assert_close(dxd, wanta, 3, 0, 0);
+
+    /* no input gradient asked / no upstream gradient: nothing happens */
+    din[0] = NULL;
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1), GB_OK);
+    din[0] = &dx;
+    dy[0] = NULL;
+    tn_init(&t, "AveragePool", 11, 1, 1);
+    tn_ints(&t, "kernel_shape", 1, ka);
+    assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 1), GB_OK);
+    assert_close(dxd, wanta, 3, 0, 0);
+}
+
+static void test_backward_global(void **state) {
+    gb_ctx *ctx = *state;
+    /* (2, 2, 2, 2): plane 0 has a tie (first max wins), plane 3 a NaN */
+    const float xd[16] = {1, 4, 4, 2, -1, -3, -2, -1, 0, 0, 0, 0, 2, NAN, 9, NAN};
+    const float dyd[4] = {1, 2, 3, 4};
+    const float want_max[16] = {0, 1, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0, 4, 0, 0};
+    int64_t dims[4] = {2, 2, 2, 2};
+    for (int is_max = 0; is_max < 2; is_max++) {
+        float dxd[16];
+        for (int i = 0; i < 16; i++) dxd[i] = 1.0f;
+        tnode t;
+        tn_init(&t, is_max ? "GlobalMaxPool" : "GlobalAveragePool", 12, 1, 1);
+        gb_tensor x = tens(GB_DTYPE_F32, 4, dims, xd), dx = tens(GB_DTYPE_F32, 4, dims, dxd);
+        gb_tensor *in[1] = {&x}, *din[1] = {&dx};
+        const float *dy[1] = {dyd};
+        assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, 2), GB_OK);
+        for (int i = 0; i < 16; i++) {
+            float want = 1.0f + (is_max ? want_max[i] : dyd[i / 4] / 4.0f);
+            if (dxd[i] != want) fail_msg("%s: dx[%d] got %g want %g", t.n.op_type, i, dxd[i], want);
+        }
+    }
+}
+
+/* A large input takes the parallel path: 1 and 2 threads agree bit for bit
+ * (each plane is scattered by one thread in a fixed order). */
+static void test_backward_parallel(void **state) {
+    gb_ctx *ctx = *state;
+    int64_t dims[4] = {2, 8, 64, 64}, n = 2 * 8 * 64 * 64;
+    uint32_t seed = 99;
+    float *xd = malloc((size_t)n * sizeof(float)), *dyd = malloc((size_t)n * sizeof(float));
+    float *g1 = malloc((size_t)n * sizeof(float)), *g2 = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        xd[i] = (float)(lcg(&seed) % 5);  /* ties */
+        dyd[i] = frand(&seed);
+    }
+    static const char *const ops[4] = {"MaxPool", "AveragePool", "GlobalMaxPool", "GlobalAveragePool"};
+    int64_t k[2] = {3, 3}, s[2] = {2, 2}, p[4] = {1, 1, 1, 1}, d[2] = {1, 1};
+    for (int o = 0; o < 4; o++) {
+        float *g[2] = {g1, g2};
+        for (int th = 0; th < 2; th++) {
+            tnode t;
+            if (o < 2) pool_attrs(&t, ops[o], 2, k, s, p, d, 1, 1);
+            else tn_init(&t, ops[o], 12, 1, 1);
+            memset(g[th], 0, (size_t)n * sizeof(float));
+            gb_tensor x = tens(GB_DTYPE_F32, 4, dims, xd), dx = tens(GB_DTYPE_F32, 4, dims, g[th]);
+            gb_tensor *in[1] = {&x}, *din[1] = {&dx};
+            const float *dy[1] = {dyd};
+            assert_int_equal(run_node_bwd(ctx, &t, in, dy, din, th + 1), GB_OK);
+        }
+        assert_memory_equal(g1, g2, (size_t)n * sizeof(float));
+    }
+    free(xd);
+    free(dyd);
+    free(g1);
+    free(g2);
+}
+
 static int setup(void **state) {
     gb_ctx *ctx;
     if (gb_ctx_create(&ctx) != GB_OK) return -1;
@@ -631,6 +940,9 @@ int main(void) {
         cmocka_unit_test(test_random_vs_reference), cmocka_unit_test(test_parallel_large),
         cmocka_unit_test(test_auto_pad),       cmocka_unit_test(test_max_nan),
         cmocka_unit_test(test_global),         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_backward_torch), cmocka_unit_test(test_backward_random),
+        cmocka_unit_test(test_backward_hand),  cmocka_unit_test(test_backward_global),
+        cmocka_unit_test(test_backward_parallel),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

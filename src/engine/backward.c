@@ -59,7 +59,7 @@ gb_status gb_rule_forward(const gb_rule_call *call, const gb_tensor *const *in, 
         return GB_OK;
     }
     for (int k = 0; k < call->n_out; k++)
-        if (out[k]->numel != call->out[k]->numel)
+        if (out[k] && call->out[k] && out[k]->numel != call->out[k]->numel)
             return gb__err(ri->s->ctx, GB_ERR_SHAPE, "%s: gb_rule_forward output %d has the wrong size",
                            call->node_name, k);
     return ri->n->op->forward(ri->n, ins, out, &ri->ex);
@@ -147,7 +147,7 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
         const gb__node *n = &m->nodes[i];
         if (s->folded[i]) continue;
         bool feeds = false;
-        for (int k = 0; k < n->n_out; k++) feeds |= need[n->out[k]] != 0;
+        for (int k = 0; k < n->n_out; k++) feeds |= n->out[k] >= 0 && need[n->out[k]];
         if (!feeds) continue;
         for (int k = 0; k < n->n_in; k++) {
             int id = n->in[k];
@@ -188,6 +188,10 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
         if (s->folded[i]) continue;
         bool any_out = false, any_in = false;
         for (int k = 0; k < n->n_out; k++) {
+            if (n->out[k] < 0) { /* omitted optional output */
+                dout[k] = out[k] = NULL;
+                continue;
+            }
             gb_tensor *g = &s->g[n->out[k]];
             dout[k] = g->data ? g : NULL;
             out[k] = &s->t[n->out[k]];

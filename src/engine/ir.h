@@ -89,6 +89,8 @@ typedef struct {
  * init:    validate arity and attributes, allocate and fill node->params
  *          (freed with free()). Runs once at load. Must name the node in any
  *          error: gb__err(ctx, ..., "%s (%s): ...", n->name, n->op_type).
+ * Omitted optional inputs and outputs (empty names; id -1) reach infer,
+ * forward and backward as NULL pointers.
  * infer:   given input tensors with dtype and shape set (and ->data non-NULL
  *          when the input is known at plan time: an initializer or a folded
  *          constant), set each output's dtype, ndim and dims. May read the

@@ -163,11 +163,7 @@ static gb_status infer_and_fold(gb_session *s) {
                                m->tensors[id].name);
         }
         for (int k = 0; k < n->n_out; k++) out[k] = n->out[k] >= 0 ? &s->t[n->out[k]] : NULL;
-        /* Unnamed optional outputs still need somewhere to write; ops must
-         * not request them (init rejects optional outputs it cannot fill). */
-        for (int k = 0; k < n->n_out; k++)
-            if (!out[k])
-                return gb__err(ctx, GB_ERR_INTERNAL, "%s (%s): output %d is unnamed", n->name, n->op_type, k);
+        /* An omitted optional output (empty name) reaches the op as NULL. */
         size_t ws = 0;
         double flops = 0;
         gb_status st = n->op->infer(ctx, n, in, out, &ws, &flops);
@@ -177,7 +173,7 @@ static gb_status infer_and_fold(gb_session *s) {
             if (n->in[k] >= 0 && m->tensors[n->in[k]].init && m->tensors[n->in[k]].init->dtype == GB_DTYPE_F32)
                 s->params[i] += m->tensors[n->in[k]].init->numel;
         for (int k = 0; k < n->n_out; k++)
-            if (out[k]->dtype != GB_DTYPE_F32 && out[k]->dtype != GB_DTYPE_I64)
+            if (out[k] && out[k]->dtype != GB_DTYPE_F32 && out[k]->dtype != GB_DTYPE_I64)
                 return gb__err(ctx, GB_ERR_INTERNAL, "%s (%s): output %d has no type after inference", n->name,
                                n->op_type, k);
         if (!(n->op->shape_only || all_const)) continue;
@@ -186,6 +182,7 @@ static gb_status infer_and_fold(gb_session *s) {
         s->folded[i] = true;
         for (int k = 0; k < n->n_out; k++) {
             int id = n->out[k];
+            if (id < 0) continue;
             s->is_const[id] = 1;
             if (n->op->alias) {
                 out[k]->data = in[0]->data;
@@ -255,7 +252,7 @@ static gb_status plan_memory(gb_session *s) {
         if (s->folded[i]) continue;
         /* Re-run infer only for its workspace request (shapes are set). */
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? &s->t[n->in[k]] : NULL;
-        for (int k = 0; k < n->n_out; k++) out[k] = &s->t[n->out[k]];
+        for (int k = 0; k < n->n_out; k++) out[k] = n->out[k] >= 0 ? &s->t[n->out[k]] : NULL;
         size_t ws = 0;
         double fl = 0;
         gb_status st = n->op->infer(s->ctx, n, in, out, &ws, &fl);
@@ -268,6 +265,7 @@ static gb_status plan_memory(gb_session *s) {
         if (!n->op->alias) {
             for (int k = 0; k < n->n_out; k++) {
                 int id = n->out[k];
+                if (id < 0) continue;
                 size_t size = align_up((size_t)s->t[id].numel * gb_dtype_size(s->t[id].dtype));
                 if (!size) size = GB_ALIGN;
                 total += size;
@@ -397,7 +395,7 @@ gb_status gb_session_run(gb_session *s, const gb_tensor *const *inputs, int n_in
             continue;
         }
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? &s->t[n->in[k]] : NULL;
-        for (int k = 0; k < n->n_out; k++) out[k] = &s->t[n->out[k]];
+        for (int k = 0; k < n->n_out; k++) out[k] = n->out[k] >= 0 ? &s->t[n->out[k]] : NULL;
         st = n->op->forward(n, (const gb_tensor *const *)in, out, &ex);
         if (st) return gb__err(s->ctx, st, "%s (%s): invalid value at run time (e.g. an index out of range)", n->name,
                                n->op_type);
@@ -418,6 +416,7 @@ gb_status gb_session_node_plan(const gb_session *s, int i, gb_node_plan *out) {
     memset(out, 0, sizeof *out);
     out->n_outputs = n->n_out;
     for (int k = 0; k < n->n_out && k < 4; k++) {
+        if (n->out[k] < 0) continue;
         const gb_tensor *t = &s->t[n->out[k]];
         out->ndim[k] = t->ndim;
         memcpy(out->dims[k], t->dims, sizeof t->dims);

@@ -22,6 +22,13 @@
  *   Shrink bias 0 lambd 0.5.
  * - NaN propagates through Relu, LeakyRelu, PRelu and Clip (comparisons are
  *   written so that a NaN input takes the identity branch).
+ *
+ * Backward: act_bwd_run (formulas listed there), PRelu_backward (input and
+ * slope) and Clip_backward (input, and the min/max inputs). At every kink
+ * the derivative is the one PyTorch's autograd returns — Relu'(0) = 0,
+ * Clip passes the gradient where min <= x <= max, HardSwish'(+-3) from
+ * torch's hardswish_backward — checked against tests/fixtures/
+ * elem_grad_torch.h.
  */
 #include "ops/util.h"
 

@@ -54,10 +54,13 @@
 /* Tiling and batching knobs (columns of the GEMM's B matrix), measured on a
  * 2-core Zen3 with OpenBLAS: see the report in the commit adding this file. */
 #ifndef CONV_TILE_COLS
-#define CONV_TILE_COLS 4096 /* output positions per im2col tile */
+#define CONV_TILE_COLS 1024 /* output positions per im2col tile */
+#endif
+#ifndef CONV_BATCH_PLANE
+#define CONV_BATCH_PLANE 128 /* below this output plane size, batch items... */
 #endif
 #ifndef CONV_BATCH_COLS
-#define CONV_BATCH_COLS 1024 /* below this output plane size, batch items */
+#define CONV_BATCH_COLS 1024 /* ...up to about this many GEMM columns */
 #endif
 
 typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } conv_autopad;
@@ -297,8 +300,13 @@ static gb_status conv_geometry(gb_ctx *ctx, const gb__node *n, const gb_tensor *
 
 static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
+/* Widest kernel the direct depthwise loop handles (it precomputes one output
+ * column range per kernel column); wider ones take the im2col path. */
+#define DW_MAX_KW 16
+
 static bool is_depthwise(const conv_geom *g) {
-    return g->group > 1 && g->group == g->c_in && g->c_out % g->c_in == 0;
+    return g->group > 1 && g->group == g->c_in && g->c_out % g->c_in == 0 &&
+           g->k[2] <= DW_MAX_KW;
 }
 
 /* 1x1 kernel, stride 1, no padding: the input plane is already the column
@@ -320,7 +328,7 @@ typedef struct {
 static conv_plan plan_conv(const conv_geom *g) {
     conv_plan pl;
     const int64_t yhw = prod3(g->y_sp), nrows = g->y_sp[0] * g->y_sp[1], ow = g->y_sp[2];
-    if (g->n > 1 && yhw < CONV_BATCH_COLS) {
+    if (g->n > 1 && yhw < CONV_BATCH_PLANE) {
         pl.items = (CONV_BATCH_COLS + yhw - 1) / yhw;
         if (pl.items > g->n) pl.items = g->n;
         pl.rows = nrows;
@@ -471,16 +479,28 @@ static void col2im(float *y, const float *col, int64_t mg, const conv_geom *g, i
 }
 
 /* Depthwise conv (group == C_in, C_out = C_in * mult): a direct loop, parallel
- * over (n, oc). For every output row, each kernel tap adds a shifted input
- * row times one weight; with stride 1 the inner loop is a contiguous axpy.
- * y: (N, C_out, *y_sp), x: (N, C_in, *x_sp), w: (C_out, 1, *k), b: (C_out) or NULL. */
+ * over (n, oc). Each output row is the bias plus, for every valid kernel row
+ * (kz, ky), the sum over kx of w * (input row shifted by kx * dx - pad). The
+ * columns where every kx lands inside the input (the interior) take one
+ * vectorised loop with all kw taps inside; the few border columns check each
+ * tap. y: (N, C_out, *y_sp), x: (N, C_in, *x_sp), w: (C_out, 1, *k), b: (C_out) or NULL. */
 static void depthwise_forward(float *y, const float *x, const float *w, const float *b,
                               const conv_geom *g, int nt) {
     const int64_t mult = g->c_out / g->c_in;
     const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
     const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
     const int64_t od = g->y_sp[0], oh = g->y_sp[1], ow = g->y_sp[2], ohw = od * oh * ow;
-    const int64_t planes = g->n * g->c_out;
+    const int64_t sx = g->s[2], planes = g->n * g->c_out;
+    /* interior [lo, hi): ox * sx + kx * dx - pbx in [0, iw) for every kx */
+    int64_t xoff[DW_MAX_KW], lo = 0, hi = ow;
+    for (int64_t kx = 0; kx < kw; kx++) {
+        int64_t a, e;
+        xoff[kx] = kx * g->d[2] - g->pb[2];
+        tap_range(ow, sx, xoff[kx], iw, &a, &e);
+        if (a > lo) lo = a;
+        if (e < hi) hi = e;
+    }
+    if (hi < lo) hi = lo;
 #pragma omp parallel for num_threads(nt) schedule(static) if (planes * ohw * kvol > GB_PAR_MIN)
     for (int64_t pl = 0; pl < planes; pl++) {
         const int64_t bi = pl / g->c_out, oc = pl % g->c_out, ic = oc / mult;
@@ -499,19 +519,41 @@ static void depthwise_forward(float *y, const float *x, const float *w, const fl
                         const int64_t iy = oy * g->s[1] + ky * g->d[1] - g->pb[1];
                         if (iy < 0 || iy >= ih) continue;
                         const float *xrow = xc + (iz * ih + iy) * iw;
-                        for (int64_t kx = 0; kx < kw; kx++) {
-                            const float wv = wc[(kz * kh + ky) * kw + kx];
-                            const int64_t off = kx * g->d[2] - g->pb[2];
-                            int64_t x0, x1;
-                            tap_range(ow, g->s[2], off, iw, &x0, &x1);
-                            if (g->s[2] == 1) {
-                                const float *xs = xrow + off;
+                        const float *wk = wc + (kz * kh + ky) * kw;
+                        /* border columns: check every tap */
+                        for (int64_t ox = 0; ox < ow; ox++) {
+                            if (ox == lo) ox = hi; /* skip the interior */
+                            if (ox >= ow) break;
+                            float acc = 0.0f;
+                            for (int64_t kx = 0; kx < kw; kx++) {
+                                const int64_t ix = ox * sx + xoff[kx];
+                                if (ix >= 0 && ix < iw) acc += wk[kx] * xrow[ix];
+                            }
+                            yrow[ox] += acc;
+                        }
+                        /* interior: all taps valid */
+                        if (kw == 3 && sx == 1) {
+                            const float w0 = wk[0], w1 = wk[1], w2 = wk[2];
+                            const float *x0 = xrow + xoff[0], *x1 = xrow + xoff[1],
+                                        *x2 = xrow + xoff[2];
 #pragma omp simd
-                                for (int64_t ox = x0; ox < x1; ox++) yrow[ox] += wv * xs[ox];
-                            } else {
-                                const int64_t sx = g->s[2];
-                                for (int64_t ox = x0; ox < x1; ox++)
-                                    yrow[ox] += wv * xrow[ox * sx + off];
+                            for (int64_t ox = lo; ox < hi; ox++)
+                                yrow[ox] += w0 * x0[ox] + w1 * x1[ox] + w2 * x2[ox];
+                        } else {
+                            for (int64_t kx = 0; kx < kw; kx++) {
+                                const float wv = wk[kx];
+                                const float *xs = xrow + xoff[kx];
+                                if (sx == 1) {
+#pragma omp simd
+                                    for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += wv * xs[ox];
+                                } else if (sx == 2) {
+#pragma omp simd
+                                    for (int64_t ox = lo; ox < hi; ox++)
+                                        yrow[ox] += wv * xs[2 * ox];
+                                } else {
+                                    for (int64_t ox = lo; ox < hi; ox++)
+                                        yrow[ox] += wv * xs[ox * sx];
+                                }
                             }
                         }
                     }

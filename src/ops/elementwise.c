@@ -22,6 +22,14 @@
  * strides runs over it (the compiler vectorises it), and an odometer walks
  * the remaining outer dimensions. Same-shape and scalar operands are taken
  * directly (one row). Threads split rows, or the single row.
+ *
+ * Backward (float32 inputs; int64 tensors never carry gradients): each op's
+ * partial derivatives are written next to its forward (bin_partial, the
+ * GB_UNARY_BWD lines). A broadcast input's gradient is summed over the dims
+ * it was stretched along, by a gather over that input's own elements
+ * (bin_backward_into): race-free and independent of the thread count.
+ * Values at kinks and poles follow PyTorch's autograd (Abs'(0) = 0, the two
+ * torch.pow masks at base 0); tests/fixtures/elem_grad_torch.h checks them.
  */
 #include "ops/util.h"
 
@@ -374,9 +382,59 @@ static inline float bin_partial(bin_kind kind, int which, float g, float a, floa
     return 0.0f;
 }
 
-/* Element i of a float32 or int64 tensor, as a float (Pow's int64 exponent). */
-static inline float load_f32(const void *p, bool is_i64, int64_t i) {
-    return is_i64 ? (float)((const int64_t *)p)[i] : ((const float *)p)[i];
+/*
+ * A strided run of n output positions: dy and y at stride sg, a at sa, b at
+ * sb (0 on a broadcast dim). a is always float32 here (an int64 base makes
+ * an int64 output, which has no gradient); b may be an int64 exponent (Pow).
+ */
+typedef struct {
+    const float *g, *y, *a;
+    const void *b;
+    bool b_i64;
+    int64_t sg, sa, sb, n;
+} grad_run;
+
+static inline float run_b(const grad_run *r, int64_t j) {
+    return r->b_i64 ? (float)((const int64_t *)r->b)[j * r->sb] : ((const float *)r->b)[j * r->sb];
+}
+
+/* Expand BODY once per op kind with K a compile-time constant, so
+ * bin_partial folds to one expression and each loop is a plain one. */
+#define BIN_FOR_KIND(kind, BODY)                                           \
+    switch (kind) {                                                        \
+    case BIN_ADD: { const bin_kind K = BIN_ADD; BODY; break; }             \
+    case BIN_SUB: { const bin_kind K = BIN_SUB; BODY; break; }             \
+    case BIN_MUL: { const bin_kind K = BIN_MUL; BODY; break; }             \
+    case BIN_DIV: { const bin_kind K = BIN_DIV; BODY; break; }             \
+    case BIN_POW: { const bin_kind K = BIN_POW; BODY; break; }             \
+    }
+
+/* dx[j] += partial at position j of the run (dx contiguous). */
+static void grad_run_add(bin_kind kind, int which, const grad_run *r, float *dx) {
+    const float *g = r->g, *y = r->y, *a = r->a, *b = r->b;
+    const int64_t sg = r->sg, sa = r->sa, sb = r->sb, n = r->n;
+    if (r->b_i64) { /* Pow with an int64 exponent: the base's gradient */
+        for (int64_t j = 0; j < n; j++)
+            dx[j] += bin_partial(BIN_POW, which, g[j * sg], a[j * sa], run_b(r, j), y[j * sg]);
+        return;
+    }
+    BIN_FOR_KIND(kind, for (int64_t j = 0; j < n; j++) dx[j] +=
+                       bin_partial(K, which, g[j * sg], a[j * sa], b[j * sb], y[j * sg]))
+}
+
+/* The sum of the partials over the run, in double. */
+static double grad_run_sum(bin_kind kind, int which, const grad_run *r) {
+    const float *g = r->g, *y = r->y, *a = r->a, *b = r->b;
+    const int64_t sg = r->sg, sa = r->sa, sb = r->sb, n = r->n;
+    double acc = 0.0;
+    if (r->b_i64) {
+        for (int64_t j = 0; j < n; j++)
+            acc += bin_partial(BIN_POW, which, g[j * sg], a[j * sa], run_b(r, j), y[j * sg]);
+        return acc;
+    }
+    BIN_FOR_KIND(kind, for (int64_t j = 0; j < n; j++) acc +=
+                       bin_partial(K, which, g[j * sg], a[j * sa], b[j * sb], y[j * sg]))
+    return acc;
 }
 
 /*
@@ -389,7 +447,9 @@ static inline float load_f32(const void *p, bool is_i64, int64_t i) {
  * own dx[i]: no races, and the same sums in the same order for any thread
  * count. Sums over reduced dims run in double. Adjacent dims are merged when
  * every stride continues the inner one (a same-shape operand is one long
- * kept row; a per-channel bias of (N, C, H, W) reduces over N and H*W).
+ * kept row; a per-channel bias of (N, C, H, W) keeps C and reduces N and
+ * H*W). The innermost kept dim (no reduction) or the innermost reduced dim
+ * (reduction) is walked as one strided run; odometers walk the rest.
  */
 static void bin_backward_into(const bin_params *p, int which, const gb_tensor *a,
                               const gb_tensor *b, const gb_tensor *y, const gb_tensor *dy,
@@ -401,7 +461,7 @@ static void bin_backward_into(const bin_params *p, int which, const gb_tensor *a
     const int64_t *sx = which == 0 ? sa : sb;
 
     /* Non-1 output dims, outer to inner, with strides into dy (contiguous),
-     * a and b; then merge each dim into the next-inner one when possible. */
+     * a and b; a dim merges into the group outside it when it continues it. */
     int64_t d[GB_MAX_DIMS], sg[GB_MAX_DIMS], s0[GB_MAX_DIMS], s1[GB_MAX_DIMS];
     bool kept[GB_MAX_DIMS];
     int nm = 0;
@@ -410,7 +470,7 @@ static void bin_backward_into(const bin_params *p, int which, const gb_tensor *a
         stride /= od[i];
         if (od[i] == 1) continue;
         if (nm > 0) {
-            int j = nm - 1; /* the previous (outer) group: does dim i continue it? */
+            int j = nm - 1;
             if (sg[j] == stride * od[i] && s0[j] == sa[i] * od[i] && s1[j] == sb[i] * od[i]) {
                 d[j] *= od[i];
                 sg[j] = stride, s0[j] = sa[i], s1[j] = sb[i];
@@ -430,13 +490,14 @@ static void bin_backward_into(const bin_params *p, int which, const gb_tensor *a
         else rd[nr] = d[j], rg[nr] = sg[j], r0[nr] = s0[j], r1[nr] = s1[j], nr++;
     }
     if (nk == 0) kd[0] = 1, kg[0] = k0[0] = k1[0] = 0, nk = 1; /* x is one element */
-    int64_t nred = 1;
-    for (int j = 0; j < nr; j++) nred *= rd[j];
+    int64_t nred_outer = 1; /* reduced positions outside the innermost reduced dim */
+    for (int j = 0; j < nr - 1; j++) nred_outer *= rd[j];
 
     const bin_kind kind = p->kind;
-    const float *g = GB_CF32(dy), *yv = GB_CF32(y);
-    const void *av = a->data, *bv = b->data;
-    const bool ai = a->dtype == GB_DTYPE_I64, bi = b->dtype == GB_DTYPE_I64;
+    const float *gp = GB_CF32(dy), *yp = GB_CF32(y), *ap = GB_CF32(a);
+    const char *bp = b->data;
+    const bool bi = b->dtype == GB_DTYPE_I64;
+    const size_t bsz = gb_dtype_size(b->dtype);
     float *dxp = GB_F32(dx);
     const int64_t total = dx->numel, inner = kd[nk - 1];
     const int64_t ig = kg[nk - 1], i0 = k0[nk - 1], i1 = k1[nk - 1];
@@ -455,27 +516,30 @@ static void bin_backward_into(const bin_params *p, int which, const gb_tensor *a
         }
         for (int64_t i = lo; i < hi;) {
             int64_t n = inner - j0 < hi - i ? inner - j0 : hi - i;
-            for (int64_t j = j0; j < j0 + n; j++) {
-                int64_t eg = og + j * ig, ea = oa + j * i0, eb = ob + j * i1;
-                if (nr == 0) {
-                    dxp[i + j - j0] += bin_partial(kind, which, g[eg], load_f32(av, ai, ea),
-                                                   load_f32(bv, bi, eb), yv[eg]);
-                    continue;
-                }
-                /* sum over the reduced dims with a second odometer */
-                int64_t ridx[GB_MAX_DIMS] = {0}, pg = 0, pa = 0, pb = 0;
-                double acc = 0.0;
-                for (int64_t r = 0; r < nred; r++) {
-                    acc += bin_partial(kind, which, g[eg + pg], load_f32(av, ai, ea + pa),
-                                       load_f32(bv, bi, eb + pb), yv[eg + pg]);
-                    for (int k = nr - 1; k >= 0; k--) {
-                        pg += rg[k], pa += r0[k], pb += r1[k];
-                        if (++ridx[k] < rd[k]) break;
-                        pg -= rg[k] * rd[k], pa -= r0[k] * rd[k], pb -= r1[k] * rd[k];
-                        ridx[k] = 0;
+            if (nr == 0) { /* elementwise: one run along the kept row */
+                int64_t eg = og + j0 * ig, ea = oa + j0 * i0, eb = ob + j0 * i1;
+                grad_run r = {gp + eg, yp + eg, ap + ea, bp + eb * (int64_t)bsz, bi, ig, i0, i1, n};
+                grad_run_add(kind, which, &r, dxp + i);
+            } else {
+                for (int64_t j = j0; j < j0 + n; j++) {
+                    int64_t eg = og + j * ig, ea = oa + j * i0, eb = ob + j * i1;
+                    /* outer reduced dims by odometer, the innermost as a run */
+                    int64_t ridx[GB_MAX_DIMS] = {0}, pg = 0, pa = 0, pb = 0;
+                    double acc = 0.0;
+                    for (int64_t rr = 0; rr < nred_outer; rr++) {
+                        grad_run r = {gp + eg + pg, yp + eg + pg, ap + ea + pa,
+                                      bp + (eb + pb) * (int64_t)bsz, bi,
+                                      rg[nr - 1], r0[nr - 1], r1[nr - 1], rd[nr - 1]};
+                        acc += grad_run_sum(kind, which, &r);
+                        for (int k = nr - 2; k >= 0; k--) {
+                            pg += rg[k], pa += r0[k], pb += r1[k];
+                            if (++ridx[k] < rd[k]) break;
+                            pg -= rg[k] * rd[k], pa -= r0[k] * rd[k], pb -= r1[k] * rd[k];
+                            ridx[k] = 0;
+                        }
                     }
+                    dxp[i + j - j0] += (float)acc;
                 }
-                dxp[i + j - j0] += (float)acc;
             }
             i += n;
             j0 = 0;

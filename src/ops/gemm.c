@@ -21,6 +21,11 @@
  *
  * OpenBLAS threads itself (pthread build; the engine sets its thread count),
  * so no sgemm call is made inside an OpenMP region; the batch loop is serial.
+ *
+ * Backward: two sgemm calls per product, accumulating (BLAS beta = 1) into
+ * the input gradients — dA = G B^T, dB = A^T G with the transpositions
+ * folded into the BLAS flags — plus Gemm's bias gradient beta * G summed
+ * over C's broadcast dims. Weight and bias gradients only when asked for.
  */
 #include "ops/util.h"
 

@@ -15,6 +15,16 @@
  *          input. Modes constant, reflect, edge (19's wrap is refused).
  *   Concat opset 1 axis defaults to 1; 4+ required; negative from 11.
  *   Gather negative indices (valid since opset 11 and accepted for all).
+ *
+ * Backward (vector-Jacobian products, float32 data only; never w.r.t. the
+ * int64 index/shape inputs): every op here is linear in its data input, so
+ * its backward is the transpose of the copy — dx[src(o)] += dy[o] over the
+ * forward's (output o <- input src(o)) pairs. Where src is injective
+ * (Transpose, Slice, Concat, Split, constant Pad) this is a scatter; where
+ * it is not (Expand's broadcast, Gather's repeated indices, reflect/edge
+ * Pad) contributions are summed, and the parallel loops are split so that
+ * no two threads write the same dx element (deterministic for any thread
+ * count).
  */
 #include "ops/const_input.h"
 
@@ -62,6 +72,62 @@ static void strided_copy(void *dst, const void *src, size_t esize, int nd, const
             for (int64_t j = 0; j < inner; j++) o[j] = s[j * sin];
         }
     }
+}
+
+/*
+ * The two transposes of strided_copy, float32 and accumulating:
+ *   strided_gather_add:  dst[i] += src[base + sum_k i_k * st[k]]  (dst contiguous)
+ *   strided_scatter_add: dst[base + sum_k i_k * st[k]] += src[i]  (src contiguous)
+ * The scatter runs rows in parallel, so its map must be injective (Slice's
+ * is: steps are non-zero).
+ */
+static void strided_gather_add(float *dst, const float *src, int nd, const int64_t *od, const int64_t *st,
+                               int64_t base, int n_threads) {
+    int64_t total = gb__numel(nd, od);
+    if (total == 0) return;
+    if (nd == 0) {
+        dst[0] += src[base];
+        return;
+    }
+    int64_t inner = od[nd - 1], rows = total / inner, sin = st[nd - 1];
+#pragma omp parallel for num_threads(n_threads) if (total > GB_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = base, rem = r;
+        for (int d = nd - 2; d >= 0; d--) {
+            off += (rem % od[d]) * st[d];
+            rem /= od[d];
+        }
+        float *o = dst + r * inner;
+        const float *s = src + off;
+        for (int64_t j = 0; j < inner; j++) o[j] += s[j * sin];
+    }
+}
+
+static void strided_scatter_add(float *dst, const float *src, int nd, const int64_t *od, const int64_t *st,
+                                int64_t base, int n_threads) {
+    int64_t total = gb__numel(nd, od);
+    if (total == 0) return;
+    if (nd == 0) {
+        dst[base] += src[0];
+        return;
+    }
+    int64_t inner = od[nd - 1], rows = total / inner, sin = st[nd - 1];
+#pragma omp parallel for num_threads(n_threads) if (total > GB_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = base, rem = r;
+        for (int d = nd - 2; d >= 0; d--) {
+            off += (rem % od[d]) * st[d];
+            rem /= od[d];
+        }
+        float *o = dst + off;
+        const float *s = src + r * inner;
+        for (int64_t j = 0; j < inner; j++) o[j * sin] += s[j];
+    }
+}
+
+/* True when there is a float32 gradient to propagate into input 0. */
+static bool wants_dx(const gb_tensor *const *in, const gb_tensor *const *dout, gb_tensor *const *din) {
+    return din[0] && dout[0] && in[0]->dtype == GB_DTYPE_F32;
 }
 
 /* ---- Transpose -------------------------------------------------------------- */
@@ -126,8 +192,25 @@ static gb_status transpose_forward(const gb__node *n, const gb_tensor *const *in
     return GB_OK;
 }
 
+/*
+ * y = transpose(x, perm)  =>  dx = transpose(dy, perm^-1): input axis perm[i]
+ * is output axis i, so dx (contiguous, x's shape) reads dy with stride
+ * dy_stride[i] along axis perm[i].
+ */
+static gb_status transpose_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                    const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    if (!wants_dx(in, dout, din)) return GB_OK;
+    const gb_tensor *x = in[0];
+    int64_t perm[GB_MAX_DIMS], yst[GB_MAX_DIMS], st[GB_MAX_DIMS];
+    transpose_perm(n, x->ndim, perm);
+    gb__strides(out[0]->ndim, out[0]->dims, yst);
+    for (int i = 0; i < x->ndim; i++) st[perm[i]] = yst[i];
+    strided_gather_add(GB_F32(din[0]), GB_CF32(dout[0]), x->ndim, x->dims, st, 0, ex->n_threads);
+    return GB_OK;
+}
+
 const gb__op gb__op_Transpose = {.name = "Transpose", .init = transpose_init, .infer = transpose_infer,
-                                 .forward = transpose_forward};
+                                 .forward = transpose_forward, .backward = transpose_backward};
 
 /* ---- Expand --------------------------------------------------------------------- */
 /*
@@ -172,8 +255,55 @@ static gb_status expand_forward(const gb__node *n, const gb_tensor *const *in, g
     return GB_OK;
 }
 
+/*
+ * y[o] = x[bcast(o)]  =>  dx[i] = sum of dy over the output positions that
+ * read x[i]: the output axes where x has size 1 (or is missing) are summed
+ * over. Each thread takes whole x elements and sums their block of dy in
+ * double, in a fixed order.
+ */
+static gb_status expand_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                 const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    if (!wants_dx(in, dout, din)) return GB_OK;
+    const gb_tensor *x = in[0], *y = out[0];
+    int nd = y->ndim, lead = y->ndim - x->ndim;
+    int64_t yst[GB_MAX_DIMS], rd[GB_MAX_DIMS], rs[GB_MAX_DIMS], kst[GB_MAX_DIMS];
+    gb__strides(nd, y->dims, yst);
+    /* Kept: x's own axes of full size (stride into dy); reduced: the rest. */
+    int nr = 0;
+    for (int i = 0; i < nd; i++) {
+        bool bcast = i < lead || x->dims[i - lead] != y->dims[i];
+        if (i >= lead) kst[i - lead] = bcast ? 0 : yst[i];
+        if (bcast) rd[nr] = y->dims[i], rs[nr++] = yst[i];
+    }
+    int64_t cnt = gb__numel(nr, rd), nx = x->numel;
+    const float *dy = GB_CF32(dout[0]);
+    float *dx = GB_F32(din[0]);
+    if (cnt == 0) return GB_OK;
+#pragma omp parallel for num_threads(ex->n_threads) if (y->numel > GB_PAR_MIN)
+    for (int64_t i = 0; i < nx; i++) {
+        int64_t base = 0, rem = i;
+        for (int k = x->ndim - 1; k >= 0; k--) {
+            base += (rem % x->dims[k]) * kst[k];
+            rem /= x->dims[k];
+        }
+        int64_t idx[GB_MAX_DIMS] = {0}, off = base;
+        double acc = 0;
+        for (int64_t c = 0; c < cnt; c++) { /* odometer over the summed axes */
+            acc += dy[off];
+            for (int k = nr - 1; k >= 0; k--) {
+                off += rs[k];
+                if (++idx[k] < rd[k]) break;
+                off -= rs[k] * rd[k];
+                idx[k] = 0;
+            }
+        }
+        dx[i] += (float)acc;
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_Expand = {.name = "Expand", .init = expand_init, .infer = expand_infer,
-                              .forward = expand_forward};
+                              .forward = expand_forward, .backward = expand_backward};
 
 /* ---- Slice -------------------------------------------------------------------- */
 /*
@@ -290,8 +420,29 @@ static gb_status slice_forward(const gb__node *n, const gb_tensor *const *in, gb
     return GB_OK;
 }
 
+/*
+ * y[o] = x[start + o * step] per axis  =>  dx[start + o * step] += dy[o]; the
+ * rest of dx gets nothing. Negative steps are negative strides; the map is
+ * injective, so rows scatter in parallel.
+ */
+static gb_status slice_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    if (!wants_dx(in, dout, din)) return GB_OK;
+    const gb_tensor *x = in[0];
+    int64_t start[GB_MAX_DIMS], step[GB_MAX_DIMS], dims[GB_MAX_DIMS], xst[GB_MAX_DIMS], st[GB_MAX_DIMS];
+    if (slice_plan(NULL, n, (gb_tensor *const *)in, start, step, dims)) return GB_ERR_INTERNAL;
+    gb__strides(x->ndim, x->dims, xst);
+    int64_t base = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        base += start[i] * xst[i];
+        st[i] = step[i] * xst[i];
+    }
+    strided_scatter_add(GB_F32(din[0]), GB_CF32(dout[0]), x->ndim, dims, st, base, ex->n_threads);
+    return GB_OK;
+}
+
 const gb__op gb__op_Slice = {.name = "Slice", .init = slice_init, .infer = slice_infer,
-                             .forward = slice_forward};
+                             .forward = slice_forward, .backward = slice_backward};
 
 /* ---- Gather ------------------------------------------------------------------- */
 /*
@@ -378,8 +529,42 @@ static gb_status gather_forward(const gb__node *n, const gb_tensor *const *in, g
     return GB_OK;
 }
 
+/*
+ * y[o, k, j] = x[o, idx[k], j]  =>  dx[o, idx[k], j] += dy[o, k, j], a
+ * scatter-ADD: an index listed twice collects both gradients (an embedding
+ * row used twice). Threads split the (outer, inner) plane into disjoint
+ * column blocks and each walks k in order, so repeated indices never race
+ * and the sum order is fixed.
+ */
+#define GATHER_COLS 256
+static gb_status gather_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                 const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    if (!wants_dx(in, dout, din)) return GB_OK;
+    const gb_tensor *x = in[0], *idx = in[1];
+    int a = gb__axis(((const gather_params *)n->params)->axis, x->ndim);
+    int64_t d = x->dims[a];
+    if (gather_bad_index(idx, d) >= 0) return GB_ERR_ARG;
+    int64_t outer = gb__numel(a, x->dims), inner = gb__numel(x->ndim - a - 1, x->dims + a + 1);
+    int64_t ni = idx->numel, nblk = (inner + GATHER_COLS - 1) / GATHER_COLS;
+    const int64_t *iv = GB_CI64(idx);
+    const float *dy = GB_CF32(dout[0]);
+    float *dx = GB_F32(din[0]);
+#pragma omp parallel for num_threads(ex->n_threads) if (outer * ni * inner > GB_PAR_MIN)
+    for (int64_t t = 0; t < outer * nblk; t++) {
+        int64_t o = t / nblk, j0 = (t % nblk) * GATHER_COLS;
+        int64_t j1 = j0 + GATHER_COLS < inner ? j0 + GATHER_COLS : inner;
+        for (int64_t k = 0; k < ni; k++) {
+            int64_t i = iv[k] < 0 ? iv[k] + d : iv[k];
+            float *xr = dx + (o * d + i) * inner;
+            const float *yr = dy + (o * ni + k) * inner;
+            for (int64_t j = j0; j < j1; j++) xr[j] += yr[j];
+        }
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_Gather = {.name = "Gather", .init = gather_init, .infer = gather_infer,
-                              .forward = gather_forward};
+                              .forward = gather_forward, .backward = gather_backward};
 
 /* ---- Concat ------------------------------------------------------------------- */
 /* Joins inputs of equal rank and type along `axis`; other dimensions must match. */
@@ -458,8 +643,30 @@ static gb_status concat_forward(const gb__node *n, const gb_tensor *const *in, g
     return GB_OK;
 }
 
+/* dx_j = the slab of dy that input j was copied to. */
+static gb_status concat_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                 const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    const gb_tensor *y = out[0];
+    if (!dout[0] || y->dtype != GB_DTYPE_F32) return GB_OK;
+    int a = gb__axis(((const concat_params *)n->params)->axis, y->ndim);
+    int64_t outer = gb__numel(a, y->dims), inner = gb__numel(y->ndim - a - 1, y->dims + a + 1);
+    int64_t yrow = y->dims[a] * inner, off = 0;
+    const float *dy = GB_CF32(dout[0]);
+    for (int j = 0; j < n->n_in; j++) {
+        int64_t xrow = in[j]->dims[a] * inner;
+        if (din[j] && xrow) {
+            float *dx = GB_F32(din[j]);
+#pragma omp parallel for num_threads(ex->n_threads) if (outer * xrow > GB_PAR_MIN)
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t t = 0; t < xrow; t++) dx[o * xrow + t] += dy[o * yrow + off + t];
+        }
+        off += xrow;
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_Concat = {.name = "Concat", .init = concat_init, .infer = concat_infer,
-                              .forward = concat_forward};
+                              .forward = concat_forward, .backward = concat_backward};
 
 /* ---- Split -------------------------------------------------------------------- */
 /*
@@ -576,8 +783,33 @@ static gb_status split_forward(const gb__node *n, const gb_tensor *const *in, gb
     return GB_OK;
 }
 
+/* Concat's transpose: part k's gradient goes back to its slab of dx;
+ * parts without a gradient (or omitted outputs) add nothing. */
+static gb_status split_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    const gb_tensor *x = in[0];
+    if (!din[0] || x->dtype != GB_DTYPE_F32) return GB_OK;
+    int a = gb__axis(((const split_params *)n->params)->axis, x->ndim);
+    int64_t outer = gb__numel(a, x->dims), inner = gb__numel(x->ndim - a - 1, x->dims + a + 1);
+    int64_t sizes[SPLIT_MAX];
+    if (split_sizes(NULL, n, (gb_tensor *const *)in, a, sizes)) return GB_ERR_INTERNAL;
+    int64_t xrow = x->dims[a] * inner, off = 0;
+    float *dx = GB_F32(din[0]);
+    for (int k = 0; k < n->n_out; k++) {
+        int64_t yrow = sizes[k] * inner;
+        if (n->out[k] >= 0 && dout[k] && yrow) {
+            const float *dy = GB_CF32(dout[k]);
+#pragma omp parallel for num_threads(ex->n_threads) if (outer * yrow > GB_PAR_MIN)
+            for (int64_t o = 0; o < outer; o++)
+                for (int64_t t = 0; t < yrow; t++) dx[o * xrow + off + t] += dy[o * yrow + t];
+        }
+        off += yrow;
+    }
+    return GB_OK;
+}
+
 const gb__op gb__op_Split = {.name = "Split", .init = split_init, .infer = split_infer,
-                             .forward = split_forward};
+                             .forward = split_forward, .backward = split_backward};
 
 /* ---- Pad ---------------------------------------------------------------------- */
 /*
@@ -739,7 +971,70 @@ static gb_status pad_forward(const gb__node *n, const gb_tensor *const *in, gb_t
     return GB_OK;
 }
 
-const gb__op gb__op_Pad = {.name = "Pad", .init = pad_init, .infer = pad_infer, .forward = pad_forward};
+/*
+ * y[o] = x[map(o)] or the fill value  =>  dx[map(o)] += dy[o] for every o
+ * that reads x. constant: a crop of dy (negative pads: zero-padded dy);
+ * edge and reflect: an x element read by several outputs (an edge
+ * replicated, a mirrored border) collects all of them — exactly PyTorch's
+ * replication_pad / reflection_pad backward. With a 'constant_value' input
+ * (opset 11+) that needs a gradient: d value = sum of dy over the filled
+ * positions.
+ *
+ * Threads: the leading axes that are not padded map output rows to input
+ * rows one to one (N and C of an (N, C, H, W) pad), so each thread takes
+ * whole blocks of them and no two threads write the same dx element.
+ */
+static gb_status pad_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                              const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    const gb_tensor *x = in[0], *y = out[0];
+    if (!dout[0] || x->dtype != GB_DTYPE_F32 || y->numel == 0) return GB_OK;
+    int mode = ((const pad_params *)n->params)->mode;
+    float *dx = din[0] ? GB_F32(din[0]) : NULL;
+    float *dv = n->opset >= 11 && n->n_in > 2 && din[2] && mode == PAD_CONSTANT ? GB_F32(din[2]) : NULL;
+    if (!dx && !dv) return GB_OK;
+    const float *dy = GB_CF32(dout[0]);
+    if (y->ndim == 0) {
+        if (dx) dx[0] += dy[0];
+        return GB_OK;
+    }
+    int64_t begin[GB_MAX_DIMS], dims[GB_MAX_DIMS], xst[GB_MAX_DIMS];
+    if (pad_plan(NULL, n, (gb_tensor *const *)in, begin, dims, NULL)) return GB_ERR_INTERNAL;
+    int r = y->ndim;
+    gb__strides(r, x->dims, xst);
+    int64_t inner = y->dims[r - 1], rows = y->numel / inner, d = x->dims[r - 1], b = begin[r - 1];
+    int lead = 0; /* leading axes (excluding the last) that are not padded */
+    while (lead < r - 1 && begin[lead] == 0 && y->dims[lead] == x->dims[lead]) lead++;
+    int64_t nblk = gb__numel(lead, y->dims), per = rows / nblk;
+    double vsum = 0;
+#pragma omp parallel for num_threads(ex->n_threads) if (y->numel > GB_PAR_MIN && !dv)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        for (int64_t row = blk * per; row < (blk + 1) * per; row++) {
+            int64_t off = 0, rem = row;
+            bool fill = false;
+            for (int k = r - 2; k >= 0; k--) {
+                int64_t o = rem % y->dims[k];
+                rem /= y->dims[k];
+                int64_t i = pad_map(o, begin[k], x->dims[k], mode);
+                if (i < 0) fill = true;
+                else off += i * xst[k];
+            }
+            const float *g = dy + row * inner;
+            for (int64_t j = 0; j < inner; j++) {
+                int64_t i = fill ? -1 : pad_map(j, b, d, mode);
+                if (i >= 0) {
+                    if (dx) dx[off + i] += g[j];
+                } else if (dv) {
+                    vsum += g[j]; /* the loop is serial when dv is asked for */
+                }
+            }
+        }
+    }
+    if (dv) dv[0] += (float)vsum;
+    return GB_OK;
+}
+
+const gb__op gb__op_Pad = {.name = "Pad", .init = pad_init, .infer = pad_infer, .forward = pad_forward,
+                           .backward = pad_backward};
 
 /* ---- table ------------------------------------------------------------------------ */
 

@@ -14,6 +14,26 @@
  * float32 for all; int64 also for Sum, Max, Min and Prod (exact integer
  * arithmetic, wrapping on overflow is not checked). Float sums accumulate in
  * double.
+ *
+ * Backward (float32; never w.r.t. the axes input), per reduced block with
+ * output y and output gradient g, for each x_i in the block:
+ *   Sum        dx_i = g
+ *   Mean       dx_i = g / n
+ *   SumSquare  dx_i = 2 x_i g
+ *   L1         dx_i = sign(x_i) g             (sign(0) = 0, as torch.norm(p=1))
+ *   L2         dx_i = x_i / y g               (0 when y = 0, as torch.norm)
+ *   LogSum     dx_i = g / sum(x)
+ *   LogSumExp  dx_i = exp(x_i - y) g          (0 when y = -inf)
+ *   Prod       dx_i = g prod_{j != i} x_j     (no division by a zero x_i:
+ *              with one zero only that element gets g * prod of the others;
+ *              with two or more every dx_i is 0 — PyTorch's prod_backward)
+ *   Max, Min   the gradient is split EVENLY among the elements equal to y
+ *              (ties), dx_i = g / #ties. This is torch.amax / torch.amin's
+ *              backward, and torch.amax(x, dim) is what PyTorch exports as
+ *              ReduceMax; torch.max(x, dim) would send all of it to one
+ *              index. Without ties both agree. A NaN y ties with the NaN
+ *              elements (it came from them).
+ * The noop_with_empty_axes identity passes g through.
  */
 #include "ops/const_input.h"
 
@@ -237,10 +257,101 @@ static gb_status reduce_forward(const gb__node *n, const gb_tensor *const *in, g
     return GB_OK;
 }
 
+/* dx += d y / d x * g over one reduced block (see the header for the formulas). */
+static void reduce_bwd_f32(red_kind kind, const float *x, float *dx, float yv, double g, int64_t base, int nr,
+                           const int64_t *rd, const int64_t *rs, int64_t cnt) {
+    switch (kind) {
+    case RED_SUM:
+        RED_WALK(dx[at] += (float)g);
+        return;
+    case RED_MEAN: {
+        float s = (float)(g / (double)cnt);
+        RED_WALK(dx[at] += s);
+        return;
+    }
+    case RED_MAX:
+    case RED_MIN: {
+        bool ynan = isnan(yv);
+        int64_t ties = 0;
+        RED_WALK(ties += ynan ? isnan(x[at]) != 0 : x[at] == yv);
+        if (ties == 0) return;
+        float s = (float)(g / (double)ties);
+        RED_WALK(if (ynan ? isnan(x[at]) : x[at] == yv) dx[at] += s);
+        return;
+    }
+    case RED_PROD: {
+        int64_t zeros = 0;
+        double pnz = 1; /* product of the non-zero elements */
+        RED_WALK(if (x[at] == 0) zeros++; else pnz *= x[at]);
+        if (zeros == 0) RED_WALK(dx[at] += (float)(g * pnz / x[at]));
+        else if (zeros == 1) RED_WALK(if (x[at] == 0) dx[at] += (float)(g * pnz));
+        return;
+    }
+    case RED_SUMSQ:
+        RED_WALK(dx[at] += (float)(2.0 * g * x[at]));
+        return;
+    case RED_L1:
+        RED_WALK(dx[at] += x[at] > 0 ? (float)g : x[at] < 0 ? (float)-g : 0.0f);
+        return;
+    case RED_L2: {
+        double l2 = reduce_f32(RED_L2, x, base, nr, rd, rs, cnt);
+        if (l2 > 0) RED_WALK(dx[at] += (float)(g * x[at] / l2));
+        return;
+    }
+    case RED_LOGSUM: {
+        double sum = reduce_f32(RED_SUM, x, base, nr, rd, rs, cnt);
+        RED_WALK(dx[at] += (float)(g / sum));
+        return;
+    }
+    case RED_LOGSUMEXP: {
+        double lse = reduce_f32(RED_LOGSUMEXP, x, base, nr, rd, rs, cnt);
+        if (lse > -INFINITY) RED_WALK(dx[at] += (float)(g * exp((double)x[at] - lse)));
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+/* Outputs own disjoint blocks of x, so threads split the outputs. */
+static gb_status reduce_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                                 const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    const reduce_params *p = n->params;
+    const gb_tensor *x = in[0], *y = out[0];
+    if (!din[0] || !dout[0] || x->dtype != GB_DTYPE_F32) return GB_OK;
+    bool red[GB_MAX_DIMS], noop;
+    if (reduce_axes(NULL, n, (gb_tensor *const *)in, red, &noop)) return GB_ERR_INTERNAL;
+    float *dx = GB_F32(din[0]);
+    const float *dy = GB_CF32(dout[0]), *yd = GB_CF32(y), *xd = GB_CF32(x);
+    if (noop) {
+        for (int64_t i = 0; i < x->numel; i++) dx[i] += dy[i];
+        return GB_OK;
+    }
+    int64_t xst[GB_MAX_DIMS], kd[GB_MAX_DIMS], ks[GB_MAX_DIMS], rd[GB_MAX_DIMS], rs[GB_MAX_DIMS];
+    gb__strides(x->ndim, x->dims, xst);
+    int nk = 0, nr = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        if (red[i]) rd[nr] = x->dims[i], rs[nr++] = xst[i];
+        else kd[nk] = x->dims[i], ks[nk++] = xst[i];
+    }
+    int64_t cnt = gb__numel(nr, rd), nout = y->numel;
+    red_kind kind = p->kind;
+#pragma omp parallel for num_threads(ex->n_threads) if (x->numel > GB_PAR_MIN && nout > 1)
+    for (int64_t o = 0; o < nout; o++) {
+        int64_t base = 0, rem = o;
+        for (int k = nk - 1; k >= 0; k--) {
+            base += (rem % kd[k]) * ks[k];
+            rem /= kd[k];
+        }
+        reduce_bwd_f32(kind, xd, dx, yd[o], dy[o], base, nr, rd, rs, cnt);
+    }
+    return GB_OK;
+}
+
 #define REDUCE_OP(NAME, KIND)                                                                  \
     static gb_status init_##NAME(gb_ctx *ctx, gb__node *n) { return reduce_init_kind(ctx, n, KIND); } \
     const gb__op gb__op_##NAME = {.name = #NAME, .init = init_##NAME, .infer = reduce_infer,  \
-                                  .forward = reduce_forward};
+                                  .forward = reduce_forward, .backward = reduce_backward};
 
 REDUCE_OP(ReduceSum, RED_SUM)
 REDUCE_OP(ReduceMean, RED_MEAN)

@@ -28,6 +28,18 @@
  *   clamped to [0, L-1] (edge padding, as in the reference). Interpolates
  *   along every axis whose mapping is not an identity (so 2-D bilinear on
  *   NCHW, trilinear on NCDHW, 1-D on NCW).
+ * Backward: y is linear in x, y = A x with A the interpolation weights, so
+ *   dx = A^T dy: each output's gradient goes back to the taps it read, with
+ *   the same weights (nearest: the one source pixel, scatter-ADD since many
+ *   outputs read it; linear: (1 - w) to i0 and w to i1 along each axis —
+ *   PyTorch's upsample_*_backward). Extrapolated outputs
+ *   (tf_crop_and_resize) read no input and send nothing back. Every
+ *   coordinate mode above is covered, since they only change the taps.
+ *   The roi input of tf_crop_and_resize is a float that moves the sample
+ *   points: for linear mode d y / d x' = the interpolated difference
+ *   x[i1] - x[i0] along that axis and x' is affine in roi_start/roi_end, so
+ *   it gets a gradient too (nearest is piecewise constant in x': 0).
+ *   'scales' and 'sizes' only set shapes (plan-time constants): none.
  * Not supported (GB_ERR_UNSUPPORTED naming the node): mode cubic,
  * exclude_outside != 0, antialias != 0, keep_aspect_ratio_policy other than
  * stretch, the 'axes' attribute (opset 18), half_pixel_symmetric (opset 19).
@@ -380,8 +392,178 @@ static gb_status rz_forward(const gb__node *n, const gb_tensor *const *in, gb_te
     return GB_OK;
 }
 
-const gb__op gb__op_Resize = {.name = "Resize", .init = resize_init, .infer = rz_infer, .forward = rz_forward};
+/* True if axis d maps output o to input o with one tap (a non-resized N or C). */
+static bool rz_identity_axis(const rz_tap *t, bool interp, int64_t olen, int64_t len) {
+    if (olen != len) return false;
+    for (int64_t o = 0; o < olen; o++)
+        if (t[o].outside || t[o].i0 != o || (interp && t[o].w != 0 && t[o].i1 != t[o].i0)) return false;
+    return true;
+}
+
+/*
+ * d roi_start, d roi_end of the sample coordinate x'(o) of tf_crop_and_resize:
+ * x' = r0 (L - 1) + o (r1 - r0) (L - 1) / (W - 1), or (r0 + r1) (L - 1) / 2
+ * when W <= 1.
+ */
+static void rz_roi_dcoord(double o, int64_t len, double w, double *d0, double *d1) {
+    double l1 = (double)(len - 1);
+    if (w > 1) {
+        *d1 = l1 * o / (w - 1);
+        *d0 = l1 - *d1;
+    } else {
+        *d0 = *d1 = l1 / 2;
+    }
+}
+
+/*
+ * droi += sum_o dy[o] * d y[o] / d x'_d * d x'_d / d roi, linear mode. For an
+ * output element the axes with two distinct taps (A) form 2^|A| corners;
+ * d y / d x'_d = sum over corners of (+1 if the corner takes i1 on d, else
+ * -1) * prod over the other axes of A of their weight * x[corner]. Serial:
+ * only asked for when a graph feeds a run-time roi.
+ */
+static void rz_roi_backward(const rz_plan *pl, const rz_tap *const *taps, const gb_tensor *x, const gb_tensor *y,
+                            const float *dy, float *droi) {
+    int r = x->ndim;
+    int64_t xst[GB_MAX_DIMS];
+    gb__strides(r, x->dims, xst);
+    double d0[GB_MAX_DIMS], d1[GB_MAX_DIMS], acc[GB_MAX_DIMS][2];
+    for (int d = 0; d < r; d++) acc[d][0] = acc[d][1] = 0;
+    for (int64_t e = 0; e < y->numel; e++) {
+        const rz_tap *tp[GB_MAX_DIMS];
+        int64_t oc[GB_MAX_DIMS], rem = e, base = 0;
+        bool outside = false;
+        int ax[GB_MAX_DIMS], na = 0;
+        for (int d = r - 1; d >= 0; d--) {
+            oc[d] = rem % y->dims[d];
+            rem /= y->dims[d];
+            tp[d] = &taps[d][oc[d]];
+            outside |= tp[d]->outside != 0;
+        }
+        if (outside || dy[e] == 0) continue;
+        for (int d = 0; d < r; d++) {
+            if (tp[d]->i0 != tp[d]->i1) ax[na++] = d;
+            else base += tp[d]->i0 * xst[d];
+        }
+        double der[GB_MAX_DIMS] = {0};
+        for (int c = 0; c < (1 << na); c++) {
+            int64_t off = base;
+            for (int k = 0; k < na; k++) off += ((c >> k & 1) ? tp[ax[k]]->i1 : tp[ax[k]]->i0) * xst[ax[k]];
+            double v = GB_CF32(x)[off];
+            for (int k = 0; k < na; k++) {
+                double coef = (c >> k & 1) ? 1.0 : -1.0;
+                for (int m = 0; m < na; m++)
+                    if (m != k) coef *= (c >> m & 1) ? tp[ax[m]]->w : 1.0 - tp[ax[m]]->w;
+                der[k] += coef * v;
+            }
+        }
+        for (int k = 0; k < na; k++) {
+            int d = ax[k];
+            double w = pl->from_sizes ? (double)y->dims[d] : pl->scale[d] * (double)x->dims[d];
+            rz_roi_dcoord((double)oc[d], x->dims[d], w, &d0[d], &d1[d]);
+            acc[d][0] += dy[e] * der[k] * d0[d];
+            acc[d][1] += dy[e] * der[k] * d1[d];
+        }
+    }
+    for (int d = 0; d < r; d++) {
+        droi[d] += (float)acc[d][0];
+        droi[d + r] += (float)acc[d][1];
+    }
+}
+
+/*
+ * dx = A^T dy, mirroring rz_forward row by row: each output's gradient is
+ * spread over the same corners with the same weights. Many outputs share a
+ * source pixel, so threads take blocks of the leading identity axes (N, C
+ * when only H, W are resized), which own disjoint planes of dx; the rest
+ * runs in the same order for any thread count.
+ */
+static gb_status rz_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                             const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    const rz_params *p = n->params;
+    const gb_tensor *x = in[0], *y = out[0];
+    if (!dout[0] || x->dtype != GB_DTYPE_F32 || y->numel == 0) return GB_OK;
+    float *dx = din[0] ? GB_F32(din[0]) : NULL;
+    bool roi_grad = p->ctm == CT_TF_CROP_AND_RESIZE && p->mode == RZ_LINEAR && p->roi_in >= 0 &&
+                    p->roi_in < n->n_in && din[p->roi_in];
+    if (!dx && !roi_grad) return GB_OK;
+    const float *dy = GB_CF32(dout[0]);
+    int r = x->ndim;
+    if (r == 0) {
+        if (dx) dx[0] += dy[0];
+        return GB_OK;
+    }
+    rz_plan pl;
+    if (rz_make_plan(NULL, n, (gb_tensor *const *)in, &pl, true)) return GB_ERR_INTERNAL;
+    size_t ntaps = 0;
+    for (int d = 0; d < r; d++) ntaps += (size_t)y->dims[d];
+    if (ex->ws_size < ntaps * sizeof(rz_tap) || !ex->ws) return GB_ERR_INTERNAL;
+    rz_tap *taps[GB_MAX_DIMS];
+    bool interp[GB_MAX_DIMS];
+    rz_tap *t = ex->ws;
+    for (int d = 0; d < r; d++) {
+        taps[d] = t;
+        interp[d] = rz_axis_taps(p, &pl, d, r, x->dims[d], t);
+        t += y->dims[d];
+    }
+    if (roi_grad) rz_roi_backward(&pl, (const rz_tap *const *)taps, x, y, dy, GB_F32(din[p->roi_in]));
+    if (!dx) return GB_OK;
+    int64_t xst[GB_MAX_DIMS];
+    gb__strides(r, x->dims, xst);
+    int64_t inner = y->dims[r - 1], rows = y->numel / inner;
+    int lead = 0;
+    while (lead < r - 1 && rz_identity_axis(taps[lead], interp[lead], y->dims[lead], x->dims[lead])) lead++;
+    int64_t nblk = gb__numel(lead, y->dims), per = rows / nblk;
+    const rz_tap *tl = taps[r - 1];
+    bool il = interp[r - 1];
+#pragma omp parallel for num_threads(ex->n_threads) if (y->numel > GB_PAR_MIN / 4)
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        for (int64_t row = blk * per; row < (blk + 1) * per; row++) {
+            int64_t coff[1 << (GB_MAX_DIMS - 1)];
+            float cw[1 << (GB_MAX_DIMS - 1)];
+            int nc = 1;
+            coff[0] = 0, cw[0] = 1;
+            bool outside = false;
+            int64_t rem = row;
+            for (int d = r - 2; d >= 0; d--) {
+                const rz_tap *tp = &taps[d][rem % y->dims[d]];
+                rem /= y->dims[d];
+                outside |= tp->outside;
+                if (interp[d] && tp->w != 0) {
+                    for (int c = 0; c < nc; c++) {
+                        coff[nc + c] = coff[c] + tp->i1 * xst[d];
+                        cw[nc + c] = cw[c] * tp->w;
+                        coff[c] += tp->i0 * xst[d];
+                        cw[c] *= 1 - tp->w;
+                    }
+                    nc *= 2;
+                } else {
+                    for (int c = 0; c < nc; c++) coff[c] += tp->i0 * xst[d];
+                }
+            }
+            if (outside) continue;
+            const float *g = dy + row * inner;
+            for (int64_t j = 0; j < inner; j++) {
+                const rz_tap *tj = &tl[j];
+                if (tj->outside) continue;
+                if (il && tj->w != 0) {
+                    for (int c = 0; c < nc; c++) {
+                        float gc = cw[c] * g[j];
+                        dx[coff[c] + tj->i0] += (1 - tj->w) * gc;
+                        dx[coff[c] + tj->i1] += tj->w * gc;
+                    }
+                } else {
+                    for (int c = 0; c < nc; c++) dx[coff[c] + tj->i0] += cw[c] * g[j];
+                }
+            }
+        }
+    }
+    return GB_OK;
+}
+
+const gb__op gb__op_Resize = {.name = "Resize", .init = resize_init, .infer = rz_infer, .forward = rz_forward,
+                              .backward = rz_backward};
 const gb__op gb__op_Upsample = {.name = "Upsample", .init = upsample_init, .infer = rz_infer,
-                                .forward = rz_forward};
+                                .forward = rz_forward, .backward = rz_backward};
 
 const gb__op *const gb__ops_resize[] = {&gb__op_Resize, &gb__op_Upsample, NULL};

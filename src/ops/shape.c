@@ -21,6 +21,11 @@
  *   Constant  opset 1-11 'value' tensor; 12+ also value_float(s)/value_int(s).
  *   Cast      opset 1-5 'to' is a string ("FLOAT"); 6+ an int (TensorProto
  *             data type).
+ *
+ * Backward: the views need none (the engine adds dy to dx for alias ops);
+ * Cast float -> float is the identity; Shape, Constant and ConstantOfShape
+ * produce values that do not depend on any float input's values, so they
+ * have no backward (NULL: non-differentiable).
  */
 #include "ops/const_input.h"
 
@@ -616,7 +621,24 @@ static gb_status cast_forward(const gb__node *n, const gb_tensor *const *in, gb_
     return GB_OK;
 }
 
-const gb__op gb__op_Cast = {.name = "Cast", .init = cast_init, .infer = cast_infer, .forward = cast_forward};
+/*
+ * float32 -> float32 is the identity (dx += dy). A cast to or from int64 has
+ * no gradient: int64 tensors carry none (the engine never asks), so only the
+ * float -> float case does any work.
+ */
+static gb_status cast_backward(const gb__node *n, const gb_tensor *const *in, const gb_tensor *const *out,
+                               const gb_tensor *const *dout, gb_tensor *const *din, const gb__exec *ex) {
+    if (!din[0] || !dout[0] || in[0]->dtype != GB_DTYPE_F32 || out[0]->dtype != GB_DTYPE_F32) return GB_OK;
+    float *dx = GB_F32(din[0]);
+    const float *dy = GB_CF32(dout[0]);
+    int64_t len = in[0]->numel;
+#pragma omp parallel for num_threads(ex->n_threads) if (len > GB_PAR_MIN)
+    for (int64_t k = 0; k < len; k++) dx[k] += dy[k];
+    return GB_OK;
+}
+
+const gb__op gb__op_Cast = {.name = "Cast", .init = cast_init, .infer = cast_infer, .forward = cast_forward,
+                            .backward = cast_backward};
 
 /* ---- table ------------------------------------------------------------------------ */
 

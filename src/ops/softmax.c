@@ -15,6 +15,11 @@
  * Numerically stable: the column maximum is subtracted before exp, so
  * softmax(x + c) == softmax(x) and large inputs never overflow
  * (test_softmax_large_number). Hardmax puts a 1 at the first maximum.
+ *
+ * Backward runs over the same columns as forward, from the output y:
+ * Softmax dx = y (g - <g, y>), LogSoftmax dx = g - e^y <g, 1>. Hardmax's
+ * backward adds zero (its output is piecewise constant), so graphs that
+ * contain it still differentiate; see sm_backward.
  */
 #include "ops/util.h"
 

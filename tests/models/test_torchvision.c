@@ -5,7 +5,10 @@
  * tests/scripts/export_torchvision.py (run by ctest as the fixture
  * `tv_export`) writes, into $GB_TV_CACHE, <name>.onnx, <name>.input.npy and
  * <name>.logits.npy (PyTorch's output). Each model here must match within
- * 1e-4 relative L2 error: ||got - want||_2 / ||want||_2.
+ * 1e-4 relative L2 error: ||got - want||_2 / ||want||_2. The models with
+ * BatchNorm are checked twice: as PyTorch exports them by default (Conv+BN
+ * fused by the exporter) and as <name>.keepbn.onnx with every
+ * BatchNormalization node kept.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,12 +28,19 @@ static const char *const models[] = {
     "mobilenet_v3_small", "densenet121", "googlenet", "shufflenet_v2_x1_0", "efficientnet_b0",
 };
 
+typedef struct {
+    const char *name;
+    const char *variant; /* "" or ".keepbn" */
+    char label[64];
+} tv_case;
+
 static void check_model(void **state) {
-    const char *name = *state;
+    const tv_case *tc = *state;
+    const char *name = tc->name;
     const char *dir = getenv("GB_TV_CACHE");
     if (!dir) fail_msg("GB_TV_CACHE is not set (run through ctest)");
     char p_model[1024], p_in[1024], p_out[1024];
-    snprintf(p_model, sizeof p_model, "%s/%s.onnx", dir, name);
+    snprintf(p_model, sizeof p_model, "%s/%s%s.onnx", dir, name, tc->variant);
     snprintf(p_in, sizeof p_in, "%s/%s.input.npy", dir, name);
     snprintf(p_out, sizeof p_out, "%s/%s.logits.npy", dir, name);
     gb_ctx *ctx;
@@ -54,7 +64,7 @@ static void check_model(void **state) {
         if (fabs(d) > maxabs) maxabs = fabs(d);
     }
     double rel = sqrt(num / (den > 0 ? den : 1));
-    print_message("%-20s relative L2 error %.3g, max abs diff %.3g\n", name, rel, maxabs);
+    print_message("%-27s relative L2 error %.3g, max abs diff %.3g\n", tc->label, rel, maxabs);
     if (!(rel <= 1e-4)) fail_msg("%s: relative L2 error %.3g > 1e-4", name, rel);
 
     /* Batch 1 must give the same logits as row 0 of the batch-2 run. */
@@ -82,8 +92,26 @@ static void check_model(void **state) {
 }
 
 int main(void) {
-    struct CMUnitTest tests[sizeof models / sizeof models[0]];
-    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
-        tests[i] = (struct CMUnitTest){.name = models[i], .test_func = check_model, .initial_state = (void *)models[i]};
-    return _cmocka_run_group_tests("torchvision", tests, sizeof models / sizeof models[0], NULL, NULL);
+    enum { N = sizeof models / sizeof models[0] };
+    static tv_case cases[2 * N];
+    struct CMUnitTest tests[2 * N];
+    const char *dir = getenv("GB_TV_CACHE");
+    int n = 0;
+    for (size_t i = 0; i < N; i++)
+        for (int v = 0; v < 2; v++) {
+            tv_case *tc = &cases[n];
+            tc->name = models[i];
+            tc->variant = v ? ".keepbn" : "";
+            if (v) { /* only models with BatchNorm have a keepbn export */
+                char p[1024];
+                snprintf(p, sizeof p, "%s/%s.keepbn.onnx", dir ? dir : ".", models[i]);
+                FILE *f = fopen(p, "rb");
+                if (!f) continue;
+                fclose(f);
+            }
+            snprintf(tc->label, sizeof tc->label, "%s%s", models[i], tc->variant);
+            tests[n] = (struct CMUnitTest){.name = tc->label, .test_func = check_model, .initial_state = tc};
+            n++;
+        }
+    return _cmocka_run_group_tests("torchvision", tests, (size_t)n, NULL, NULL);
 }

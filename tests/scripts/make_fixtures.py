@@ -25,6 +25,9 @@ Files written into tests/fixtures/models/ (each well under 50 KB, committed):
                       'head:out/0' both map to head_out_0 (the second becomes
                       head_out_0_2), and '../escape' maps to _._escape.
                       Outputs are Relu(x), Neg(x) and Identity(x).
+* writes_input.onnx, dup_input.onnx, empty_required_input.onnx
+                      malformed graphs that must be refused cleanly (see
+                      malformed_graphs below).
 
 The script checks every file it writes: the ONNX models are reloaded with
 onnx.load, the CNN is re-run through onnx.reference when available, and the
@@ -161,12 +164,35 @@ def multi_output():
     check_size(os.path.join(OUT, "multi_output.input.npy"))
 
 
+def malformed_graphs():
+    """Structurally invalid graphs the fuzzer found crashes with (kept small
+    and explicit so the unit test pins each fix):
+    - writes_input.onnx: a Conv whose output 'y' is also declared as a graph
+      input (the node would write into the caller's input buffer);
+    - dup_input.onnx: graph input 'x' listed twice;
+    - empty_required_input.onnx: Conv(x, '', B): the required weight input
+      is '' (the ONNX spelling of an omitted optional input) while the bias
+      after it is present."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5])
+    w = helper.make_tensor_value_info("W", TensorProto.FLOAT, [1, 1, 3, 3])
+    y_in = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 3, 3])
+    conv = helper.make_node("Conv", ["x", "W"], ["y"], name="conv", kernel_shape=[3, 3])
+    save_model(helper.make_graph([conv], "writes_input", [x, w, y_in], [y]), "writes_input.onnx")
+    save_model(helper.make_graph([conv], "dup_input", [x, w, x], [y]), "dup_input.onnx")
+    # W omitted but the bias present, so the gap is not a trailing omission.
+    b = helper.make_tensor_value_info("B", TensorProto.FLOAT, [1])
+    conv_empty = helper.make_node("Conv", ["x", "", "B"], ["y"], name="conv_no_w", kernel_shape=[3, 3])
+    save_model(helper.make_graph([conv_empty], "empty_required_input", [x, b], [y]), "empty_required_input.onnx")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     tiny_cnn()
     unknown_op()
     int32_input()
     multi_output()
+    malformed_graphs()
     return 0
 
 

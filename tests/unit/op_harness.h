@@ -74,6 +74,19 @@ OH_FN gb_tensor *tensor_i64(int ndim, const int64_t *dims, const int64_t *v) {
 /* A zero float tensor shaped like t (a gradient buffer). */
 OH_FN gb_tensor *zeros_like(const gb_tensor *t) { return tensor_f32(t->ndim, t->dims, NULL); }
 
+/* A float tensor shaped like t, every element v. */
+OH_FN gb_tensor *filled_like(const gb_tensor *t, float v) {
+    gb_tensor *r = zeros_like(t);
+    for (int64_t i = 0; i < r->numel; i++) ((float *)r->data)[i] = v;
+    return r;
+}
+/* The incoming gradient of the PyTorch fixtures: g[i] = 1 + i/8. */
+OH_FN gb_tensor *ramp_like(const gb_tensor *t) {
+    gb_tensor *r = zeros_like(t);
+    for (int64_t i = 0; i < r->numel; i++) ((float *)r->data)[i] = 1.0f + (float)i / 8.0f;
+    return r;
+}
+
 /* Deterministic LCG; each test executable has its own stream. */
 static uint32_t oh_rng_state = 987654321u;
 OH_FN float frand(void) { /* uniform in [-1, 1) */

@@ -7,6 +7,11 @@
  * coordinates before `axis` (the 2-D coercion). It computes exp(x) / sum
  * directly (no max subtraction), so inputs are kept moderate there; the
  * large-number cases check shift invariance instead.
+ *
+ * Backward: both opset conventions against PyTorch autograd
+ * (tests/fixtures/elem_grad_torch.h) and central differences over every
+ * axis, a large strided case with two threads against the closed forms,
+ * and Hardmax's zero gradient.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -175,6 +180,100 @@ static void test_hardmax_ties_and_errors(void **state) {
     gb_tensor_free(xi);
 }
 
+/* ---- backward ------------------------------------------------------------------ */
+
+/* Both conventions against PyTorch autograd on (2, 3, 4) with axis 1:
+ * opset 13 normalises over dim 1 only, opset 11 over dims 1.. (rows of 12). */
+static void test_softmax_backward_torch(void **state) {
+    (void)state;
+    int64_t d[3] = {2, 3, 4};
+    gb_tensor *x = tensor_f32(3, d, fx_sm_x), *g = ramp_like(x), *in[1] = {x};
+    gb__attr at[1] = {attr_i("axis", 1)};
+    static const struct {
+        const char *op;
+        int opset;
+        const float *want;
+    } cases[] = {{"Softmax", 13, fx_sm13_dx},
+                 {"LogSoftmax", 13, fx_lsm13_dx},
+                 {"Softmax", 11, fx_sm11_dx},
+                 {"LogSoftmax", 11, fx_lsm11_dx}};
+    for (int c = 0; c < 4; c++) {
+        gb_tensor *din[1] = {zeros_like(x)};
+        assert_int_equal(run_op_backward(cases[c].op, cases[c].opset, at, 1, in, 1, 1, g, din, NULL), GB_OK);
+        assert_close_f32(din[0]->data, cases[c].want, 24, 1e-5f, 1e-6f);
+        gb_tensor_free(din[0]);
+    }
+    gb_tensor_free(g);
+    gb_tensor_free(x);
+}
+
+static void test_softmax_backward_fd(void **state) {
+    (void)state;
+    int64_t d[3] = {2, 3, 4};
+    gb_tensor *x = rand_f32(3, d, -2.0f, 2.0f), *in[1] = {x};
+    const char *ops[2] = {"Softmax", "LogSoftmax"};
+    for (int o = 0; o < 2; o++) {
+        check_grad_fd(ops[o], 13, NULL, 0, in, 1, 1u, 1, 1e-3f, 1e-2, 1e-3);
+        check_grad_fd(ops[o], 11, NULL, 0, in, 1, 1u, 1, 1e-3f, 1e-2, 1e-3);
+        for (int64_t a = -3; a <= 3; a++) {
+            gb__attr at[1] = {attr_i("axis", a)};
+            if (a < 3) check_grad_fd(ops[o], 13, at, 1, in, 1, 1u, 1, 1e-3f, 1e-2, 1e-3);
+            check_grad_fd(ops[o], 11, at, 1, in, 1, 1u, 1, 1e-3f, 1e-2, 1e-3);
+        }
+    }
+    gb_tensor_free(x);
+}
+
+/* Large and strided, two threads, against the formulas in double:
+ * softmax dx = y (g - <g, y>), log-softmax dx = g - softmax <g, 1>. */
+static void test_softmax_backward_threaded(void **state) {
+    (void)state;
+    int64_t d[3] = {3, 50, 70};
+    gb_tensor *x = rand_f32(3, d, -4.0f, 4.0f), *g = rand_f32(3, d, -1.0f, 1.0f), *in[1] = {x};
+    gb__attr at[1] = {attr_i("axis", 1)};
+    double *ref = malloc(sizeof(double) * (size_t)x->numel), *sm = malloc(sizeof(double) * (size_t)x->numel);
+    ref_normalise(0, x->data, 3, d, 1, false, sm);
+    for (int kind = 0; kind < 2; kind++) {
+        const float *gv = g->data;
+        for (int64_t o = 0; o < 3; o++)
+            for (int64_t i = 0; i < 70; i++) {
+                double dot = 0, sum = 0;
+                for (int64_t k = 0; k < 50; k++) {
+                    int64_t p = (o * 50 + k) * 70 + i;
+                    dot += gv[p] * sm[p];
+                    sum += gv[p];
+                }
+                for (int64_t k = 0; k < 50; k++) {
+                    int64_t p = (o * 50 + k) * 70 + i;
+                    ref[p] = kind == 0 ? sm[p] * (gv[p] - dot) : gv[p] - sm[p] * sum;
+                }
+            }
+        gb_tensor *din[1] = {zeros_like(x)};
+        assert_int_equal(run_op_backward(kind ? "LogSoftmax" : "Softmax", 13, at, 1, in, 1, 2, g, din, NULL),
+                         GB_OK);
+        expect_close(din[0]->data, ref, x->numel, 1e-5);
+        gb_tensor_free(din[0]);
+    }
+    free(ref);
+    free(sm);
+    gb_tensor_free(x);
+    gb_tensor_free(g);
+}
+
+/* Hardmax is piecewise constant: it has a backward, and it adds nothing. */
+static void test_hardmax_backward_is_zero(void **state) {
+    (void)state;
+    assert_non_null(gb__op_lookup("Hardmax")->backward);
+    int64_t d[2] = {2, 3};
+    gb_tensor *x = rand_f32(2, d, -1.0f, 1.0f), *g = ramp_like(x), *in[1] = {x};
+    gb_tensor *din[1] = {filled_like(x, 0.5f)};
+    assert_int_equal(run_op_backward("Hardmax", 13, NULL, 0, in, 1, 1, g, din, NULL), GB_OK);
+    for (int i = 0; i < 6; i++) assert_float_equal(((float *)din[0]->data)[i], 0.5f, 0);
+    gb_tensor_free(din[0]);
+    gb_tensor_free(g);
+    gb_tensor_free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_softmax_opset13),
@@ -182,6 +281,10 @@ int main(void) {
         cmocka_unit_test(test_softmax_large_numbers),
         cmocka_unit_test(test_softmax_threaded_and_strided),
         cmocka_unit_test(test_hardmax_ties_and_errors),
+        cmocka_unit_test(test_softmax_backward_torch),
+        cmocka_unit_test(test_softmax_backward_fd),
+        cmocka_unit_test(test_softmax_backward_threaded),
+        cmocka_unit_test(test_hardmax_backward_is_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -303,7 +303,7 @@ static gb_status expand_backward(const gb__node *n, const gb_tensor *const *in, 
 }
 
 const gb__op gb__op_Expand = {.name = "Expand", .init = expand_init, .infer = expand_infer,
-                              .forward = expand_forward, .backward = expand_backward};
+                              .forward = expand_forward, .backward = expand_backward, .const_inputs = 1u << 1};
 
 /* ---- Slice -------------------------------------------------------------------- */
 /*
@@ -442,7 +442,8 @@ static gb_status slice_backward(const gb__node *n, const gb_tensor *const *in, c
 }
 
 const gb__op gb__op_Slice = {.name = "Slice", .init = slice_init, .infer = slice_infer,
-                             .forward = slice_forward, .backward = slice_backward};
+                             .forward = slice_forward, .backward = slice_backward,
+                             .const_inputs = 1u << 1 | 1u << 2 | 1u << 3 | 1u << 4};
 
 /* ---- Gather ------------------------------------------------------------------- */
 /*
@@ -809,7 +810,7 @@ static gb_status split_backward(const gb__node *n, const gb_tensor *const *in, c
 }
 
 const gb__op gb__op_Split = {.name = "Split", .init = split_init, .infer = split_infer,
-                             .forward = split_forward, .backward = split_backward};
+                             .forward = split_forward, .backward = split_backward, .const_inputs = 1u << 1};
 
 /* ---- Pad ---------------------------------------------------------------------- */
 /*
@@ -1033,8 +1034,10 @@ static gb_status pad_backward(const gb__node *n, const gb_tensor *const *in, con
     return GB_OK;
 }
 
+/* pads (1) and axes (3) set the shape; constant_value (2) stays a run-time
+ * float (with a gradient). */
 const gb__op gb__op_Pad = {.name = "Pad", .init = pad_init, .infer = pad_infer, .forward = pad_forward,
-                           .backward = pad_backward};
+                           .backward = pad_backward, .const_inputs = 1u << 1 | 1u << 3};
 
 /* ---- table ------------------------------------------------------------------------ */
 

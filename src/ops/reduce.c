@@ -351,7 +351,8 @@ static gb_status reduce_backward(const gb__node *n, const gb_tensor *const *in, 
 #define REDUCE_OP(NAME, KIND)                                                                  \
     static gb_status init_##NAME(gb_ctx *ctx, gb__node *n) { return reduce_init_kind(ctx, n, KIND); } \
     const gb__op gb__op_##NAME = {.name = #NAME, .init = init_##NAME, .infer = reduce_infer,  \
-                                  .forward = reduce_forward, .backward = reduce_backward};
+                                  .forward = reduce_forward, .backward = reduce_backward,       \
+                                  .const_inputs = 1u << 1};
 
 REDUCE_OP(ReduceSum, RED_SUM)
 REDUCE_OP(ReduceMean, RED_MEAN)

@@ -561,9 +561,15 @@ static gb_status rz_backward(const gb__node *n, const gb_tensor *const *in, cons
     return GB_OK;
 }
 
+/*
+ * Plan-time inputs: scales (2) and sizes (3) from opset 11; the roi (1) is a
+ * run-time float (tf_crop_and_resize reads it in forward, with a gradient).
+ * One mask serves every opset, so Resize-10's scales (its input 1) must be
+ * an initializer or a folded constant, not a graph input.
+ */
 const gb__op gb__op_Resize = {.name = "Resize", .init = resize_init, .infer = rz_infer, .forward = rz_forward,
-                              .backward = rz_backward};
+                              .backward = rz_backward, .const_inputs = 1u << 2 | 1u << 3};
 const gb__op gb__op_Upsample = {.name = "Upsample", .init = upsample_init, .infer = rz_infer,
-                                .forward = rz_forward, .backward = rz_backward};
+                                .forward = rz_forward, .backward = rz_backward, .const_inputs = 1u << 1};
 
 const gb__op *const gb__ops_resize[] = {&gb__op_Resize, &gb__op_Upsample, NULL};

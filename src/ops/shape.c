@@ -151,7 +151,7 @@ static gb_status reshape_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const 
 }
 
 const gb__op gb__op_Reshape = {.name = "Reshape", .init = reshape_init, .infer = reshape_infer,
-                               .forward = view_forward, .alias = true};
+                               .forward = view_forward, .alias = true, .const_inputs = 1u << 1};
 
 /* ---- Flatten -------------------------------------------------------------- */
 /*
@@ -298,9 +298,9 @@ static gb_status unsqueeze_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *cons
 }
 
 const gb__op gb__op_Squeeze = {.name = "Squeeze", .init = squeeze_init, .infer = squeeze_infer,
-                               .forward = view_forward, .alias = true};
+                               .forward = view_forward, .alias = true, .const_inputs = 1u << 1};
 const gb__op gb__op_Unsqueeze = {.name = "Unsqueeze", .init = unsqueeze_init, .infer = unsqueeze_infer,
-                                 .forward = view_forward, .alias = true};
+                                 .forward = view_forward, .alias = true, .const_inputs = 1u << 1};
 
 /* ---- Identity / Dropout ------------------------------------------------------ */
 
@@ -352,7 +352,7 @@ static gb_status dropout_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const 
 }
 
 const gb__op gb__op_Dropout = {.name = "Dropout", .init = dropout_init, .infer = dropout_infer,
-                               .forward = view_forward, .alias = true};
+                               .forward = view_forward, .alias = true, .const_inputs = 1u << 2};
 
 /* ---- Shape ----------------------------------------------------------------- */
 /*
@@ -546,7 +546,7 @@ static gb_status cos_forward(const gb__node *n, const gb_tensor *const *in, gb_t
 }
 
 const gb__op gb__op_ConstantOfShape = {.name = "ConstantOfShape", .init = cos_init, .infer = cos_infer,
-                                       .forward = cos_forward};
+                                       .forward = cos_forward, .const_inputs = 1u << 0};
 
 /* ---- Cast ------------------------------------------------------------------- */
 /*

@@ -12,19 +12,25 @@
  * limit of its own, so the arena is still reserved: run with
  * ASAN_OPTIONS=allocator_may_return_null=1 and a -malloc_limit_mb above
  * -rss_limit_mb, so an untouched multi-gigabyte reservation is not reported
- * as an out-of-memory crash (a failed allocation must give GB_ERR_NOMEM). Every status is acceptable; a crash, a
- * sanitizer report, a leak or a hang is a bug.
+ * as an out-of-memory crash (a failed allocation must give GB_ERR_NOMEM).
+ * Every status is acceptable; a crash, a sanitizer report, a leak, a hang or
+ * a failure without a one-line message is a bug.
  *
- * Build (clang; the library built with -DGB_SANITIZE=ON and CC=clang):
- *   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DGB_SANITIZE=ON && cmake --build build-fuzz
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I include -I src -I build-fuzz/gen \
- *     tests/fuzz/fuzz_onnx.c build-fuzz/libglassbox.a -lprotobuf-c -lopenblas -fopenmp -lm \
- *     -o fuzz_onnx
- *   mkdir -p /tmp/onnx_corpus && ASAN_OPTIONS=allocator_may_return_null=1 ./fuzz_onnx \
+ * Build (clang; the library with ASan/UBSan and libFuzzer's coverage
+ * instrumentation — without -fsanitize=fuzzer-no-link the fuzzer sees only
+ * this file's edges and is blind):
+ *   CC=clang cmake -S . -B build-fuzz -DGB_SANITIZE=ON -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
+ *   cmake --build build-fuzz --target glassbox
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I include tests/fuzz/fuzz_onnx.c \
+ *     build-fuzz/libglassbox.a -lprotobuf-c -lopenblas -fopenmp -lm -o build-fuzz/fuzz_onnx
+ * Run (a scratch corpus directory first: libFuzzer adds new inputs to it):
+ *   mkdir -p /tmp/onnx_corpus
+ *   ASAN_OPTIONS=allocator_may_return_null=1 build-fuzz/fuzz_onnx -max_total_time=30 \
  *     -rss_limit_mb=2048 -malloc_limit_mb=1048576 -max_len=65536 /tmp/onnx_corpus tests/fuzz/corpus/onnx
  *
- * The seed corpus (tests/fuzz/corpus/onnx/) holds tests/fixtures/models/tiny_cnn.onnx and a few small
- * models from ONNX's backend node tests (/usr/share/libonnx-testdata/data/node/<case>/model.onnx).
+ * The seed corpus (tests/fuzz/corpus/onnx/) holds tests/fixtures/models/tiny_cnn.onnx
+ * and four small models from ONNX's backend node tests
+ * (/usr/share/libonnx-testdata/data/node/test_<name>/model.onnx).
  */
 #include "glassbox/glassbox.h"
 

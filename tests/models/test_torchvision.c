@@ -9,6 +9,12 @@
  * BatchNorm are checked twice: as PyTorch exports them by default (Conv+BN
  * fused by the exporter) and as <name>.keepbn.onnx with every
  * BatchNormalization node kept.
+ *
+ * Gradients (the backward issue): d logits[0, top-1] / d input must match
+ * torch.autograd.grad within 1e-3 relative L2, and so must the gradient at an
+ * intermediate activation: the export saves one leaf module's output
+ * (<name>.act.npy) and its gradient; the test finds the ONNX tensor that
+ * holds the same values and compares the gradient glassbox computes there.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +28,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static double rel_l2(const float *got, const float *want, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static gb_tensor *load_npy(gb_ctx *ctx, const char *dir, const char *name, const char *suffix) {
+    char p[1024];
+    gb_tensor *t = NULL;
+    snprintf(p, sizeof p, "%s/%s.%s.npy", dir, name, suffix);
+    if (gb_npy_read(ctx, p, &t)) fail_msg("%s", gb_ctx_errmsg(ctx));
+    return t;
+}
 
 static const char *const models[] = {
     "alexnet",      "vgg16",           "resnet18",           "resnet50",    "squeezenet1_1", "mobilenet_v2",
@@ -91,10 +115,77 @@ static void check_model(void **state) {
     gb_ctx_free(ctx);
 }
 
+static void check_grad(void **state) {
+    const tv_case *tc = *state;
+    const char *dir = getenv("GB_TV_CACHE");
+    char p_model[1024];
+    snprintf(p_model, sizeof p_model, "%s/%s%s.onnx", dir, tc->name, tc->variant);
+    gb_ctx *ctx;
+    gb_model *m;
+    gb_session *s;
+    assert_int_equal(gb_ctx_create(&ctx), GB_OK);
+    if (gb_model_load(ctx, p_model, &m)) fail_msg("%s", gb_ctx_errmsg(ctx));
+    gb_tensor *x = load_npy(ctx, dir, tc->name, "input"), *logits_ref = load_npy(ctx, dir, tc->name, "logits");
+    gb_tensor *gx_ref = load_npy(ctx, dir, tc->name, "grad_input");
+    gb_tensor *act_ref = load_npy(ctx, dir, tc->name, "act"), *gact_ref = load_npy(ctx, dir, tc->name, "grad_act");
+    assert_int_equal(gb_session_create(m, &s), GB_OK);
+    gb_session_keep_activations(s, 1);
+    const gb_tensor *in[1] = {x};
+    if (gb_session_run(s, in, 1)) fail_msg("%s", gb_ctx_errmsg(ctx));
+    /* Seed: one-hot at PyTorch's top-1 class of item 0, nothing for item 1. */
+    const gb_tensor *y = gb_session_output(s, 0);
+    int64_t C = y->dims[1], top = 0;
+    const float *lr = logits_ref->data;
+    for (int64_t k = 1; k < C; k++)
+        if (lr[k] > lr[top]) top = k;
+    gb_tensor *seed;
+    assert_int_equal(gb_tensor_create(ctx, GB_DTYPE_F32, y->ndim, y->dims, &seed), GB_OK);
+    ((float *)seed->data)[top] = 1.0f;
+    gb_seed sd = {.seed = seed};
+    if (gb_session_backward(s, &sd, NULL, 0)) fail_msg("%s: %s", tc->label, gb_ctx_errmsg(ctx));
+    const gb_tensor *gx = gb_session_grad(s, "input");
+    if (!gx) fail_msg("%s: no gradient at the input", tc->label);
+    double rx = rel_l2(gx->data, gx_ref->data, gx->numel);
+
+    /* Find the tensor holding the reference activation. */
+    const char *match = NULL;
+    double best = 1e30;
+    for (int i = 0; i < gb_model_num_nodes(m); i++) {
+        gb_node_info ni;
+        gb_model_node(m, i, &ni);
+        for (int k = 0; k < ni.n_outputs; k++) {
+            const gb_tensor *t = gb_session_tensor(s, ni.outputs[k]);
+            if (!t || t->dtype != GB_DTYPE_F32 || t->numel != act_ref->numel) continue;
+            double r = rel_l2(t->data, act_ref->data, t->numel);
+            if (r < best) {
+                best = r;
+                match = ni.outputs[k];
+            }
+        }
+    }
+    if (!match || best > 1e-3) fail_msg("%s: no tensor matches the reference activation (best %.3g)", tc->label, best);
+    const gb_tensor *ga = gb_session_grad(s, match);
+    if (!ga) fail_msg("%s: no gradient at '%s'", tc->label, match);
+    double ra = rel_l2(ga->data, gact_ref->data, ga->numel);
+    print_message("%-27s grad input rel L2 %.3g; grad at '%s' rel L2 %.3g\n", tc->label, rx, match, ra);
+    if (!(rx <= 1e-3)) fail_msg("%s: input gradient relative L2 error %.3g > 1e-3", tc->label, rx);
+    if (!(ra <= 1e-3)) fail_msg("%s: gradient at '%s' relative L2 error %.3g > 1e-3", tc->label, match, ra);
+    gb_tensor_free(seed);
+    gb_tensor_free(x);
+    gb_tensor_free(logits_ref);
+    gb_tensor_free(gx_ref);
+    gb_tensor_free(act_ref);
+    gb_tensor_free(gact_ref);
+    gb_session_free(s);
+    gb_model_free(m);
+    gb_ctx_free(ctx);
+}
+
 int main(void) {
     enum { N = sizeof models / sizeof models[0] };
     static tv_case cases[2 * N];
-    struct CMUnitTest tests[2 * N];
+    static char glabels[2 * N][80];
+    struct CMUnitTest tests[4 * N];
     const char *dir = getenv("GB_TV_CACHE");
     int n = 0;
     for (size_t i = 0; i < N; i++)
@@ -113,5 +204,10 @@ int main(void) {
             tests[n] = (struct CMUnitTest){.name = tc->label, .test_func = check_model, .initial_state = tc};
             n++;
         }
+    int nf = n;
+    for (int i = 0; i < nf; i++) {
+        snprintf(glabels[i], sizeof glabels[i], "%s grad", cases[i].label);
+        tests[n++] = (struct CMUnitTest){.name = glabels[i], .test_func = check_grad, .initial_state = &cases[i]};
+    }
     return _cmocka_run_group_tests("torchvision", tests, (size_t)n, NULL, NULL);
 }

@@ -36,6 +36,10 @@ For each model NAME the script writes into --out:
   NAME.logits.npy      float32 [2,1000], PyTorch's output for that input.
   NAME.grad_input.npy  float32 [2,3,224,224], d logits[0, argmax(logits[0])]
                        / d input (batch item 1 gets a zero gradient).
+  NAME.act.npy         an intermediate activation (the middle 4-D output among
+                       leaf modules that run once), batch 2; the C test finds
+                       the ONNX tensor holding the same values.
+  NAME.grad_act.npy    d logits[0, top-1] / d that activation.
   NAME.meta.json       opset, top-1 index, logits statistics, versions, ONNX
                        op-type histogram per exported file, timings.
 
@@ -200,7 +204,7 @@ def export(model, x, path, opset, keep_bn):
 
 def files_for(out, name, variants):
     f = [f"{name}.input.npy", f"{name}.logits.npy", f"{name}.grad_input.npy",
-         f"{name}.meta.json"]
+         f"{name}.act.npy", f"{name}.grad_act.npy", f"{name}.meta.json"]
     if "plain" in variants:
         f.append(f"{name}.onnx")
     return [os.path.join(out, x) for x in f]
@@ -232,10 +236,24 @@ def run_one(out, name, opset, variants):
 
     x = seeded_input(INPUT_SEED)
     xg = x.clone().requires_grad_(True)
+    # Capture every leaf module's output; the intermediate checked for
+    # gradient parity is the middle one among 4-D outputs of modules that run
+    # exactly once (ResNet calls its ReLU modules twice per block).
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: calls.append((mod, o)))
+             for m in model.modules() if not list(m.children())]
     logits = model(xg)
+    for h in hooks:
+        h.remove()
+    count = collections.Counter(id(mod) for mod, _ in calls)
+    once = [o for mod, o in calls
+            if count[id(mod)] == 1 and isinstance(o, torch.Tensor) and o.dim() == 4]
+    act = once[len(once) // 2]
     top1 = int(logits[0].argmax())
-    (grad,) = torch.autograd.grad(logits[0, top1], xg)
+    grad, grad_act = torch.autograd.grad(logits[0, top1], [xg, act])
     logits = logits.detach()
+    np.save(os.path.join(out, f"{name}.act.npy"), act.detach().numpy().astype(np.float32))
+    np.save(os.path.join(out, f"{name}.grad_act.npy"), grad_act.numpy().astype(np.float32))
 
     lstd = float(logits.std())
     if not torch.isfinite(logits).all() or not torch.isfinite(grad).all():

@@ -43,7 +43,8 @@ def cfloat(v):
 
 def arr(name, a):
     a = np.asarray(a, dtype=np.float64).reshape(-1)
-    lines.append("static const float %s[%d] FX_UNUSED = {%s};" % (name, max(len(a), 1), ", ".join(cfloat(v) for v in a)))
+    body = ", ".join(cfloat(v) for v in a)
+    lines.append("static const float %s[%d] FX_UNUSED = {%s};" % (name, max(len(a), 1), body))
 
 
 def f32(shape, lo=-2.0, hi=2.0):

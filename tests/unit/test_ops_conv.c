@@ -366,10 +366,10 @@ static void test_conv_2d_attributes(void **state) {
         /* ResNet stem shape, scaled down: 7x7 s2 p3 */
         {.r = 2, .n = 1, .cin = 3, .cout = 8, .group = 1, .x = {32, 32}, .k = {7, 7},
          .s = {2, 2}, .pads_set = true, .pads = {3, 3, 3, 3}, .bias = true},
-        /* tiled im2col: output plane 70x70 > one tile of 4096 columns */
+        /* tiled im2col: output plane 70x70 > one tile of 1024 columns */
         {.r = 2, .n = 1, .cin = 3, .cout = 4, .group = 1, .x = {70, 70}, .k = {3, 3},
          .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
-        /* output rows wider than a tile (W_out > 4096) */
+        /* output rows wider than a tile (W_out > 1024) */
         {.r = 2, .n = 1, .cin = 1, .cout = 2, .group = 1, .x = {3, 4200}, .k = {2, 3},
          .bias = true},
     };
@@ -426,6 +426,19 @@ static void test_conv_groups_depthwise(void **state) {
         /* depthwise 5x5 stride 2 with multiplier 3 */
         {.r = 2, .n = 1, .cin = 2, .cout = 6, .group = 2, .x = {12, 13}, .k = {5, 5},
          .s = {2, 2}, .pads_set = true, .pads = {2, 2, 2, 2}},
+        /* depthwise stride 3 (generic strided loop), 3x3 stride 2 on a wider plane */
+        {.r = 2, .n = 1, .cin = 3, .cout = 3, .group = 3, .x = {10, 11}, .k = {3, 3},
+         .s = {3, 3}, .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        {.r = 2, .n = 1, .cin = 4, .cout = 4, .group = 4, .x = {21, 30}, .k = {3, 3},
+         .s = {2, 2}, .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        /* depthwise on a plane narrower than the kernel: no interior columns */
+        {.r = 2, .n = 1, .cin = 2, .cout = 2, .group = 2, .x = {3, 2}, .k = {3, 3},
+         .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        {.r = 2, .n = 1, .cin = 2, .cout = 2, .group = 2, .x = {4, 1}, .k = {2, 5},
+         .pads_set = true, .pads = {0, 2, 1, 2}},
+        /* depthwise with a kernel wider than the direct loop takes (im2col path) */
+        {.r = 2, .n = 1, .cin = 2, .cout = 4, .group = 2, .x = {3, 30}, .k = {1, 17},
+         .pads_set = true, .pads = {0, 8, 0, 8}, .bias = true},
         /* group == C_in but C_in == 1: an ordinary conv with one input channel */
         {.r = 2, .n = 1, .cin = 1, .cout = 4, .group = 1, .x = {6, 6}, .k = {3, 3}},
     };
@@ -455,7 +468,12 @@ static void test_conv_pointwise_and_batch(void **state) {
         /* more items than one batch holds (7x7 plane: 21 items per GEMM) */
         {.r = 2, .n = 25, .cin = 4, .cout = 3, .group = 1, .x = {7, 7}, .k = {3, 3},
          .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
-        /* batch > 1 with a big plane: per-item GEMMs */
+        /* batch > 1 with a big plane: per-item GEMMs (and a 10x10 plane, just
+         * under the batching threshold of 128 output positions) */
+        {.r = 2, .n = 3, .cin = 4, .cout = 5, .group = 1, .x = {10, 10}, .k = {3, 3},
+         .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        {.r = 2, .n = 3, .cin = 4, .cout = 5, .group = 1, .x = {12, 12}, .k = {3, 3},
+         .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
         {.r = 2, .n = 2, .cin = 3, .cout = 4, .group = 1, .x = {36, 36}, .k = {3, 3},
          .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
     };
@@ -554,6 +572,10 @@ static void test_convt_attributes(void **state) {
          .k = {1, 1}, .bias = true},
         {.transpose = true, .r = 2, .n = 1, .cin = 5, .cout = 3, .group = 1, .x = {4, 4},
          .k = {1, 1}, .s = {2, 2}},
+        {.transpose = true, .r = 2, .n = 2, .cin = 6, .cout = 4, .group = 2, .x = {3, 5},
+         .k = {1, 1}, .bias = true},
+        {.transpose = true, .r = 2, .n = 1, .cin = 3, .cout = 2, .group = 1, .x = {4, 5},
+         .k = {1, 1}, .pads_set = true, .pads = {0, 1, 1, 0}, .bias = true},
         /* kernel_shape given */
         {.transpose = true, .r = 2, .n = 1, .cin = 2, .cout = 2, .group = 1, .x = {3, 3},
          .k = {3, 3}, .s = {3, 2}, .kernel_attr = true, .outpad = {1, 1}},

@@ -441,6 +441,8 @@ static void test_binary_backward_broadcast(void **state) {
         {2, 2, {5, 1}, {1, 6}},             {3, 3, {1, 4, 1}, {3, 1, 5}},
         {5, 3, {2, 1, 3, 1, 2}, {3, 2, 1}}, {3, 3, {4, 1, 6}, {4, 5, 6}},
         {0, 0, {0}, {0}},
+        /* three separate reduced groups for b, three kept groups for a */
+        {5, 4, {2, 3, 4, 5, 6}, {3, 1, 5, 1}}, {5, 5, {2, 1, 4, 1, 6}, {2, 3, 4, 5, 6}},
     };
     const char *ops[] = {"Add", "Sub", "Mul", "Div", "Pow"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)

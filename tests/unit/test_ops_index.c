@@ -6,6 +6,13 @@
  * tests/scripts/gen_shape_fixtures.py: Python slicing, np.pad, np.transpose,
  * broadcasting, np.take) and hand-derived values from the ONNX spec.
  * Large cases are also run with 1 and 2 threads and must agree exactly.
+ *
+ * Backward: PyTorch autograd (tests/fixtures/shape_grad_torch.h, written by
+ * tests/scripts/gen_shape_grad_fixtures.py: F.pad reflect/replicate/
+ * constant, indexing with repeated indices, expand), hand values, and an
+ * element-by-element central-difference check (check_grad) of every op in
+ * the forms PyTorch lacks (negative slice steps, ONNX's periodic reflect
+ * with pads wider than the input, attribute opsets).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +23,7 @@
 #include "shape_harness.h"
 
 #include "../fixtures/shape_ops_ref.h"
+#include "../fixtures/shape_grad_torch.h"
 
 static int setup(void **state) {
     gb_ctx *ctx;
@@ -465,6 +473,325 @@ static void test_hostile(void **state) {
     assert_msg(ctx, "missing");
 }
 
+/* ---- backward ------------------------------------------------------------------ */
+
+static void test_transpose_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    /* hand: a 2x3 transposed is 3x2, dx = dy^T */
+    float x[6] = {0}, dy[6] = {1, 2, 3, 4, 5, 6}, dx[6];
+    gb_tensor tx = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 3}, x);
+    gb_tensor *in[] = {&tx};
+    tn_init(&t, "Transpose", 13, 1, 1);
+    grad_of(ctx, &t, in, 0, dy, dx, 1);
+    assert_close(dx, (float[]){1, 3, 5, 2, 4, 6}, 6, 0, 0);
+    /* finite differences: a 4-D permutation and the default reversal */
+    float *x4 = frand(120, 1);
+    gb_tensor t4 = tens(GB_DTYPE_F32, 4, (int64_t[]){2, 3, 4, 5}, x4);
+    gb_tensor *in4[] = {&t4};
+    int64_t perm[] = {2, 0, 3, 1};
+    tn_init(&t, "Transpose", 13, 1, 1);
+    tn_ints(&t, "perm", 4, perm);
+    check_grad(ctx, &t, in4, 1, 0, 1, 1e-2f, 1e-4);
+    tn_init(&t, "Transpose", 13, 1, 1);
+    check_grad(ctx, &t, in4, 1, 0, 2, 1e-2f, 1e-4);
+    free(x4);
+    /* big: 1 and 2 threads agree */
+    float *xb = frand(64 * 48 * 40, 2);
+    gb_tensor tb = tens(GB_DTYPE_F32, 3, (int64_t[]){64, 48, 40}, xb);
+    gb_tensor *inb[] = {&tb};
+    int64_t pb[] = {1, 2, 0};
+    tn_init(&t, "Transpose", 13, 1, 1);
+    tn_ints(&t, "perm", 3, pb);
+    check_grad_threads(ctx, &t, inb, 0);
+    free(xb);
+}
+
+static void test_expand_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    /* PyTorch: (3, 1, 4) -> (2, 3, 5, 4) sums over the new axis 0 and axis 2 */
+    gb_tensor x = tens(GB_DTYPE_F32, 3, (int64_t[]){3, 1, 4}, fx_gexpand_x);
+    int64_t sh[] = {2, 3, 5, 4};
+    gb_tensor s = I64V(sh);
+    gb_tensor *in[] = {&x, &s};
+    float dx[12];
+    tn_init(&t, "Expand", 13, 2, 1);
+    grad_of(ctx, &t, in, 0, fx_gexpand_g, dx, 1);
+    assert_close(dx, fx_gexpand_dx, 12, 1e-5f, 1e-6f);
+    /* bidirectional: shape (2, 1, 1) with x (3, 4): output (2, 3, 4) */
+    float *x34 = frand(12, 3);
+    gb_tensor t34 = tens(GB_DTYPE_F32, 2, (int64_t[]){3, 4}, x34);
+    int64_t sh2[] = {2, 1, 1};
+    gb_tensor s2 = I64V(sh2);
+    gb_tensor *in2[] = {&t34, &s2};
+    tn_init(&t, "Expand", 13, 2, 1);
+    check_grad(ctx, &t, in2, 1, 0, 1, 1e-2f, 1e-4);
+    free(x34);
+    /* big: (16, 1, 64) -> (4, 16, 64, 64), 1 and 2 threads agree */
+    float *xb = frand(16 * 64, 4);
+    gb_tensor tb = tens(GB_DTYPE_F32, 3, (int64_t[]){16, 1, 64}, xb);
+    int64_t shb[] = {4, 16, 64, 64};
+    gb_tensor sb = I64V(shb);
+    gb_tensor *inb[] = {&tb, &sb};
+    tn_init(&t, "Expand", 13, 2, 1);
+    check_grad_threads(ctx, &t, inb, 0);
+    free(xb);
+}
+
+static void test_slice_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    /* hand: x[8:1:-3] of 10 elements reads 8, 5, 2 */
+    float x[10] = {0}, dy[3] = {1, 2, 3}, dx[10];
+    gb_tensor tx = I64V(x);
+    tx.dtype = GB_DTYPE_F32;
+    int64_t st[] = {8}, en[] = {1}, ax[] = {0}, sp[] = {-3};
+    gb_tensor ts = I64V(st), te = I64V(en), ta = I64V(ax), tp = I64V(sp);
+    gb_tensor *in[] = {&tx, &ts, &te, &ta, &tp};
+    tn_init(&t, "Slice", 13, 5, 1);
+    grad_of(ctx, &t, in, 0, dy, dx, 1);
+    assert_close(dx, (float[]){0, 0, 3, 0, 0, 2, 0, 0, 1, 0}, 10, 0, 0);
+    /* finite differences on the NumPy fixture cases (negative steps, clamping, empty) */
+    float *x3 = fdup(fx_slice_x, 60);
+    gb_tensor t3 = tens(GB_DTYPE_F32, 3, (int64_t[]){3, 4, 5}, x3);
+    const int64_t *cases[][4] = {
+        {fx_slice_neg_starts, fx_slice_neg_ends, fx_slice_neg_axes, fx_slice_neg_steps},
+        {fx_slice_clip_starts, fx_slice_clip_ends, fx_slice_clip_axes, fx_slice_clip_steps},
+        {fx_slice_empty_starts, fx_slice_empty_ends, fx_slice_empty_axes, fx_slice_empty_steps},
+        {fx_slice_far_starts, fx_slice_far_ends, fx_slice_far_axes, fx_slice_far_steps},
+    };
+    const int ns[] = {3, 2, 1, 1};
+    for (int c = 0; c < 4; c++) {
+        gb_tensor a = tens(GB_DTYPE_I64, 1, (int64_t[]){ns[c]}, cases[c][0]);
+        gb_tensor b = tens(GB_DTYPE_I64, 1, (int64_t[]){ns[c]}, cases[c][1]);
+        gb_tensor d = tens(GB_DTYPE_I64, 1, (int64_t[]){ns[c]}, cases[c][2]);
+        gb_tensor e = tens(GB_DTYPE_I64, 1, (int64_t[]){ns[c]}, cases[c][3]);
+        gb_tensor *inc[] = {&t3, &a, &b, &d, &e};
+        tn_init(&t, "Slice", 13, 5, 1);
+        if (c == 2) { /* empty output: the gradient is all zero */
+            float z[60];
+            grad_of(ctx, &t, inc, 0, NULL, z, 1);
+            for (int i = 0; i < 60; i++) assert_true(z[i] == 0);
+            continue;
+        }
+        check_grad(ctx, &t, inc, 1, 0, 1, 1e-2f, 1e-4);
+    }
+    /* opset 9 attribute form: x[1:3, -1:] */
+    int64_t s9[] = {1, -1}, e9[] = {3, 100};
+    gb_tensor *in9[] = {&t3};
+    tn_init(&t, "Slice", 9, 1, 1);
+    tn_ints(&t, "starts", 2, s9);
+    tn_ints(&t, "ends", 2, e9);
+    check_grad(ctx, &t, in9, 1, 0, 1, 1e-2f, 1e-4);
+    free(x3);
+    /* big, every other row reversed: 1 and 2 threads agree */
+    float *xb = frand(200 * 400, 5);
+    gb_tensor tb = tens(GB_DTYPE_F32, 2, (int64_t[]){200, 400}, xb);
+    int64_t sb[] = {-1, 3}, eb[] = {INT64_MIN, 390}, ab[] = {0, 1}, pb[] = {-2, 1};
+    gb_tensor tsb = I64V(sb), teb = I64V(eb), tab = I64V(ab), tpb = I64V(pb);
+    gb_tensor *inb[] = {&tb, &tsb, &teb, &tab, &tpb};
+    tn_init(&t, "Slice", 13, 5, 1);
+    check_grad_threads(ctx, &t, inb, 0);
+    free(xb);
+}
+
+static void test_gather_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    /* hand, repeated and negative indices: x[[1, 1, 3, -1]] of 4 -> dx[1] = 1+2, dx[3] = 3+4 */
+    float x[4] = {0}, dy[4] = {1, 2, 3, 4}, dx[4];
+    gb_tensor tx = tens(GB_DTYPE_F32, 1, (int64_t[]){4}, x);
+    int64_t idx[] = {1, 1, 3, -1};
+    gb_tensor ti = I64V(idx);
+    gb_tensor *in[] = {&tx, &ti};
+    tn_init(&t, "Gather", 13, 2, 1);
+    grad_of(ctx, &t, in, 0, dy, dx, 1);
+    assert_close(dx, (float[]){0, 3, 0, 7}, 4, 0, 0);
+    /* accumulates into what is already there */
+    gb_tensor out[1], dyt = tens(GB_DTYPE_F32, 1, (int64_t[]){4}, dy);
+    float acc[4] = {1, 1, 1, 1};
+    gb_tensor dxt = tens(GB_DTYPE_F32, 1, (int64_t[]){4}, acc);
+    gb_tensor *dout[] = {&dyt}, *din[] = {&dxt, NULL};
+    assert_int_equal(run_backward(ctx, &t, in, out, dout, din, 1), GB_OK);
+    out_free(out, 1);
+    assert_close(acc, (float[]){1, 4, 1, 8}, 4, 0, 0);
+    /* PyTorch: axis 1 of (3, 5, 4), indices (2, 3) with repeats */
+    gb_tensor xg = tens(GB_DTYPE_F32, 3, (int64_t[]){3, 5, 4}, fx_ggather_x);
+    int64_t gi[] = {1, 4, 1, -1, 0, 1};
+    gb_tensor tgi = tens(GB_DTYPE_I64, 2, (int64_t[]){2, 3}, gi);
+    gb_tensor *ing[] = {&xg, &tgi};
+    float dxg[60];
+    tn_init(&t, "Gather", 13, 2, 1);
+    tn_int(&t, "axis", 1);
+    grad_of(ctx, &t, ing, 0, fx_ggather_g, dxg, 1);
+    assert_close(dxg, fx_ggather_dx, 60, 1e-6f, 1e-6f);
+    /* scalar index (the axis disappears), finite differences */
+    float *xs = frand(24, 6);
+    gb_tensor txs = tens(GB_DTYPE_F32, 3, (int64_t[]){2, 3, 4}, xs);
+    int64_t one[] = {-2};
+    gb_tensor t1 = tens(GB_DTYPE_I64, 0, NULL, one);
+    gb_tensor *ins[] = {&txs, &t1};
+    tn_init(&t, "Gather", 13, 2, 1);
+    tn_int(&t, "axis", 2);
+    check_grad(ctx, &t, ins, 1, 0, 1, 1e-2f, 1e-4);
+    free(xs);
+    /* an embedding lookup with many repeats: 1 and 2 threads agree */
+    float *xe = frand(100 * 300, 7);
+    gb_tensor te = tens(GB_DTYPE_F32, 2, (int64_t[]){100, 300}, xe);
+    int64_t *ie = malloc(sizeof(int64_t) * 500);
+    for (int i = 0; i < 500; i++) ie[i] = (i * 37) % 100 - (i % 3 == 0 ? 100 : 0);
+    gb_tensor tie = tens(GB_DTYPE_I64, 1, (int64_t[]){500}, ie);
+    gb_tensor *ine[] = {&te, &tie};
+    tn_init(&t, "Gather", 13, 2, 1);
+    check_grad_threads(ctx, &t, ine, 0);
+    free(ie);
+    free(xe);
+}
+
+static void test_concat_split_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    float *a = frand(6, 8), *b = frand(2, 9), *c = frand(4, 10);
+    gb_tensor ta = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 3}, a), tb = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 1}, b);
+    gb_tensor tc = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 2}, c);
+    gb_tensor *in[] = {&ta, &tb, &tc};
+    tn_init(&t, "Concat", 13, 3, 1);
+    tn_int(&t, "axis", -1);
+    check_grad(ctx, &t, in, 7, 0, 1, 1e-2f, 1e-4);
+    /* hand, only input 1 asked for: its column of dy */
+    float dy[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, db[2] = {0, 0};
+    gb_tensor dyt = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 6}, dy), dbt = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 1}, db);
+    gb_tensor out[3], *dout[] = {&dyt}, *din[] = {NULL, &dbt, NULL};
+    assert_int_equal(run_backward(ctx, &t, in, out, dout, din, 1), GB_OK);
+    out_free(out, 1);
+    assert_close(db, (float[]){4, 10}, 2, 0, 0);
+    tn_init(&t, "Concat", 13, 3, 1);
+    tn_int(&t, "axis", 0);
+    gb_tensor ta2 = tens(GB_DTYPE_F32, 2, (int64_t[]){3, 2}, a);
+    gb_tensor *in0[] = {&ta2, &tc};
+    t.n.n_in = 2;
+    check_grad(ctx, &t, in0, 3, 0, 2, 1e-2f, 1e-4);
+
+    /* Split into 3 along axis 1 (input form, opset 13); output 1 has no gradient */
+    float *x = frand(20, 11);
+    gb_tensor tx = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 10}, x);
+    int64_t sz[] = {3, 5, 2};
+    gb_tensor ts = I64V(sz);
+    gb_tensor *ins[] = {&tx, &ts};
+    tn_init(&t, "Split", 13, 2, 3);
+    tn_int(&t, "axis", 1);
+    check_grad(ctx, &t, ins, 1, 0, 1, 1e-2f, 1e-4);
+    check_grad(ctx, &t, ins, 1, 2, 1, 1e-2f, 1e-4);
+    /* attribute form (opset 11), an omitted output */
+    gb_tensor *in11[] = {&tx};
+    tn_init(&t, "Split", 11, 1, 3);
+    tn_int(&t, "axis", -1);
+    tn_ints(&t, "split", 3, sz);
+    t.out_ids[2] = -1;
+    check_grad(ctx, &t, in11, 1, 0, 1, 1e-2f, 1e-4);
+    /* hand: equal halves of 4, only part 1 has a gradient */
+    float x4[4] = {0}, g1[2] = {5, 6}, dx4[4] = {0};
+    gb_tensor t4 = tens(GB_DTYPE_F32, 1, (int64_t[]){4}, x4), tg1 = tens(GB_DTYPE_F32, 1, (int64_t[]){2}, g1);
+    gb_tensor tdx = tens(GB_DTYPE_F32, 1, (int64_t[]){4}, dx4);
+    gb_tensor *in4[] = {&t4}, *dout2[] = {NULL, &tg1}, *din2[] = {&tdx};
+    tn_init(&t, "Split", 13, 1, 2);
+    assert_int_equal(run_backward(ctx, &t, in4, out, dout2, din2, 1), GB_OK);
+    out_free(out, 2);
+    assert_close(dx4, (float[]){0, 0, 5, 6}, 4, 0, 0);
+    free(x);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* Pad-13 on x with ONNX pads; the backward of input 0 for dy = g. */
+static void pad_grad(gb_ctx *ctx, const char *mode, gb_tensor *x, const int64_t *pads, int np, const float *g,
+                     float *dx) {
+    tnode t;
+    gb_tensor tp = tens(GB_DTYPE_I64, 1, (int64_t[]){np}, pads);
+    gb_tensor *in[] = {x, &tp};
+    tn_init(&t, "Pad", 13, 2, 1);
+    tn_str(&t, "mode", mode);
+    grad_of(ctx, &t, in, 0, g, dx, 1);
+}
+
+static void test_pad_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    const int64_t d4[] = {2, 3, 4, 5};
+    float dx[120];
+    /* PyTorch's reflection_pad2d / replication_pad2d / constant pad backward */
+    gb_tensor xr = tens(GB_DTYPE_F32, 4, d4, fx_gpad_reflect_x);
+    pad_grad(ctx, "reflect", &xr, (int64_t[]){0, 0, 1, 3, 0, 0, 2, 2}, 8, fx_gpad_reflect_g, dx);
+    assert_close(dx, fx_gpad_reflect_dx, 120, 1e-5f, 1e-6f);
+    gb_tensor xe = tens(GB_DTYPE_F32, 4, d4, fx_gpad_edge_x);
+    pad_grad(ctx, "edge", &xe, (int64_t[]){0, 0, 1, 6, 0, 0, 5, 2}, 8, fx_gpad_edge_g, dx);
+    assert_close(dx, fx_gpad_edge_dx, 120, 1e-5f, 1e-6f);
+    /* constant with negative pads (crop), and the gradient of constant_value */
+    gb_tensor xc = tens(GB_DTYPE_F32, 4, d4, fx_gpad_const_x);
+    int64_t pc[] = {0, 0, 1, -1, 0, 0, -2, 2};
+    float val[] = {0.5f}, dval[] = {0};
+    gb_tensor tpc = I64V(pc), tv = tens(GB_DTYPE_F32, 0, NULL, val), tdv = tens(GB_DTYPE_F32, 0, NULL, dval);
+    gb_tensor gdx = grad_like(&xc);
+    gb_tensor *in[] = {&xc, &tpc, &tv}, out[1];
+    gb_tensor dyt = tens(GB_DTYPE_F32, 4, (int64_t[]){2, 3, 3, 6}, fx_gpad_const_g);
+    gb_tensor *dout[] = {&dyt}, *din[] = {&gdx, NULL, &tdv};
+    tn_init(&t, "Pad", 13, 3, 1);
+    assert_int_equal(run_backward(ctx, &t, in, out, dout, din, 1), GB_OK);
+    assert_shape(&out[0], 4, (int64_t[]){2, 3, 3, 6});
+    out_free(out, 1);
+    assert_close(gdx.data, fx_gpad_const_dx, 120, 1e-6f, 1e-6f);
+    assert_close(dval, fx_gpad_const_dvalue, 1, 1e-5f, 1e-5f);
+    grad_free(&gdx);
+    /* finite differences where PyTorch has no equivalent: ONNX reflect with
+     * pads wider than the input (periodic), edge, reflect-and-crop, opset 2 */
+    float *x23 = fdup(fx_pad_x, 6);
+    gb_tensor t23 = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 3}, x23);
+    int64_t wide[] = {3, 4, 2, 5};
+    gb_tensor tw = I64V(wide);
+    gb_tensor *inw[] = {&t23, &tw};
+    const char *modes[] = {"reflect", "edge", "constant"};
+    for (int m = 0; m < 3; m++) {
+        tn_init(&t, "Pad", 13, 2, 1);
+        tn_str(&t, "mode", modes[m]);
+        check_grad(ctx, &t, inw, 1, 0, 1, 1e-2f, 1e-4);
+    }
+    float *x24 = fdup(fx_reflcrop_x, 8);
+    gb_tensor t24 = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 4}, x24);
+    int64_t rc[] = {0, 3, 0, -2};
+    gb_tensor trc = I64V(rc);
+    gb_tensor *inrc[] = {&t24, &trc};
+    tn_init(&t, "Pad", 13, 2, 1);
+    tn_str(&t, "mode", "reflect");
+    check_grad(ctx, &t, inrc, 1, 0, 1, 1e-2f, 1e-4);
+    gb_tensor *in2[] = {&t23};
+    tn_init(&t, "Pad", 2, 1, 1);
+    tn_str(&t, "mode", "reflect");
+    tn_ints(&t, "pads", 4, wide);
+    check_grad(ctx, &t, in2, 1, 0, 1, 1e-2f, 1e-4);
+    /* constant_value is a float input: its finite difference too */
+    float v2[] = {1.5f};
+    gb_tensor tv2 = tens(GB_DTYPE_F32, 0, NULL, v2);
+    gb_tensor *inv[] = {&t23, &tw, &tv2};
+    tn_init(&t, "Pad", 11, 3, 1);
+    check_grad(ctx, &t, inv, 5, 0, 1, 1e-2f, 1e-4);
+    free(x23);
+    free(x24);
+    /* big reflect and edge: 1 and 2 threads agree */
+    float *xb = frand(2 * 8 * 60 * 70, 12);
+    gb_tensor tb = tens(GB_DTYPE_F32, 4, (int64_t[]){2, 8, 60, 70}, xb);
+    int64_t pb[] = {0, 0, 3, 2, 0, 0, 4, 5};
+    gb_tensor tpb = I64V(pb);
+    gb_tensor *inb[] = {&tb, &tpb};
+    for (int m = 0; m < 2; m++) {
+        tn_init(&t, "Pad", 13, 2, 1);
+        tn_str(&t, "mode", modes[m]);
+        check_grad_threads(ctx, &t, inb, 0);
+    }
+    free(xb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transpose, setup, teardown),
@@ -477,6 +804,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_pad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pad_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transpose_backward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expand_backward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slice_backward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gather_backward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concat_split_backward, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pad_backward, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

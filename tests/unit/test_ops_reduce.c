@@ -5,6 +5,12 @@
  * References: NumPy in float64 (tests/fixtures/shape_ops_ref.h, written by
  * tests/scripts/gen_shape_fixtures.py) and hand-derived values for the
  * opset-dependent forms (axes attribute / input, noop_with_empty_axes).
+ *
+ * Backward: PyTorch autograd in float64 (tests/fixtures/shape_grad_torch.h,
+ * written by tests/scripts/gen_shape_grad_fixtures.py) — including ties for
+ * Max/Min (torch.amax/amin split the gradient evenly, our convention), zeros
+ * for Prod and L1 — plus element-wise central differences on random data
+ * for every reduction and axes form.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +21,7 @@
 #include "shape_harness.h"
 
 #include "../fixtures/shape_ops_ref.h"
+#include "../fixtures/shape_grad_torch.h"
 
 static int setup(void **state) {
     gb_ctx *ctx;
@@ -192,12 +199,159 @@ static void test_threads(void **state) {
     free(x);
 }
 
+/* ---- backward ------------------------------------------------------------------ */
+
+/* A Reduce* node at opset 13 over `axes` (ReduceSum: an input), keepdims. */
+static void red_node(tnode *t, const char *op, int na, const int64_t *axes, int keepdims, int opset) {
+    bool input = strcmp(op, "ReduceSum") == 0 ? opset >= 13 : opset >= 18;
+    tn_init(t, op, opset, input && na >= 0 ? 2 : 1, 1);
+    if (!input && na >= 0) tn_ints(t, "axes", na, axes);
+    tn_int(t, "keepdims", keepdims);
+}
+
+/* dx of op over axis 1 of a (3, 4, 2) against PyTorch. */
+static void red_torch(gb_ctx *ctx, const char *op, const float *x, const float *g, const float *want) {
+    tnode t;
+    int64_t a1[] = {1};
+    red_node(&t, op, 1, a1, 1, 13);
+    gb_tensor tx = tens(GB_DTYPE_F32, 3, (int64_t[]){3, 4, 2}, x), ta = I64V(a1);
+    gb_tensor *in[] = {&tx, &ta};
+    float dx[24];
+    grad_of(ctx, &t, in, 0, g, dx, 1);
+    for (int i = 0; i < 24; i++)
+        if (!(fabsf(dx[i] - want[i]) <= 1e-6f + 1e-5f * fabsf(want[i])))
+            fail_msg("%s: dx[%d] = %.8g, PyTorch %.8g", op, i, dx[i], want[i]);
+}
+
+static void test_backward_torch(void **state) {
+    gb_ctx *ctx = *state;
+    red_torch(ctx, "ReduceSum", fx_gred_sum_x, fx_gred_sum_g, fx_gred_sum_dx);
+    red_torch(ctx, "ReduceMean", fx_gred_mean_x, fx_gred_mean_g, fx_gred_mean_dx);
+    red_torch(ctx, "ReduceSumSquare", fx_gred_sumsq_x, fx_gred_sumsq_g, fx_gred_sumsq_dx);
+    red_torch(ctx, "ReduceL2", fx_gred_l2_x, fx_gred_l2_g, fx_gred_l2_dx);
+    red_torch(ctx, "ReduceLogSumExp", fx_gred_lse_x, fx_gred_lse_g, fx_gred_lse_dx);
+    red_torch(ctx, "ReduceProd", fx_gred_prod_x, fx_gred_prod_g, fx_gred_prod_dx);
+    red_torch(ctx, "ReduceLogSum", fx_gred_logsum_x, fx_gred_logsum_g, fx_gred_logsum_dx);
+    /* exact zeros: sign(0) = 0 for L1; one zero / two zeros in a Prod block */
+    red_torch(ctx, "ReduceL1", fx_gred_l1_x, fx_gred_l1_g, fx_gred_l1_dx);
+    red_torch(ctx, "ReduceProd", fx_gred_prodz_x, fx_gred_prodz_g, fx_gred_prodz_dx);
+    /* ties: split evenly, as torch.amax / torch.amin */
+    red_torch(ctx, "ReduceMax", fx_gred_max_x, fx_gred_max_g, fx_gred_max_dx);
+    red_torch(ctx, "ReduceMin", fx_gred_min_x, fx_gred_min_g, fx_gred_min_dx);
+    tnode t;
+    red_node(&t, "ReduceMax", -1, NULL, 1, 13);
+    gb_tensor tx = tens(GB_DTYPE_F32, 3, (int64_t[]){3, 4, 2}, fx_gred_maxall_x);
+    gb_tensor *in[] = {&tx};
+    float dx[24];
+    grad_of(ctx, &t, in, 0, fx_gred_maxall_g, dx, 1);
+    assert_close(dx, fx_gred_maxall_dx, 24, 1e-6f, 1e-7f);
+}
+
+/* Central differences for every reduction on random data (no ties, no zeros). */
+static void test_backward_fd(void **state) {
+    gb_ctx *ctx = *state;
+    static const char *const ops[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
+                                      "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp"};
+    float *x = frand(24, 21);
+    for (int i = 0; i < 24; i++) x[i] = x[i] > 0 ? 0.3f + x[i] : x[i] - 0.3f; /* |x| >= 0.3: no kink within h */
+    float *xp = malloc(sizeof x[0] * 24);
+    for (int i = 0; i < 24; i++) xp[i] = fabsf(x[i]); /* LogSum needs a positive sum */
+    const int64_t d[] = {2, 3, 4};
+    gb_tensor tx = tens(GB_DTYPE_F32, 3, d, x), txp = tens(GB_DTYPE_F32, 3, d, xp);
+    const int64_t axes[][2] = {{1, 0}, {0, 2}, {-1, 0}};
+    const int nas[] = {1, 2, 1};
+    for (int o = 0; o < 10; o++) {
+        gb_tensor *in[] = {o == 8 ? &txp : &tx, NULL};
+        for (int c = 0; c < 4; c++) { /* three axes sets, then all axes */
+            tnode t;
+            int na = c < 3 ? nas[c] : -1;
+            red_node(&t, ops[o], na, c < 3 ? axes[c] : NULL, c & 1, 13);
+            gb_tensor ta = tens(GB_DTYPE_I64, 1, (int64_t[]){na}, c < 3 ? axes[c] : NULL);
+            in[1] = &ta;
+            check_grad(ctx, &t, in, 1, 0, 1, 2e-3f, 2e-3); /* x[8], x[23] are 0.006 apart */
+        }
+    }
+    /* opset 18: axes input for every Reduce*; noop_with_empty_axes passes dy through */
+    int64_t a1[] = {1};
+    gb_tensor ta = I64V(a1);
+    gb_tensor *in18[] = {&tx, &ta};
+    tnode t;
+    red_node(&t, "ReduceL2", 1, a1, 0, 18);
+    check_grad(ctx, &t, in18, 1, 0, 1, 1e-2f, 2e-3);
+    int64_t none[1];
+    gb_tensor te = tens(GB_DTYPE_I64, 1, (int64_t[]){0}, none);
+    gb_tensor *ine[] = {&tx, &te};
+    red_node(&t, "ReduceSum", 0, none, 1, 13);
+    tn_int(&t, "noop_with_empty_axes", 1);
+    float dx[24];
+    grad_of(ctx, &t, ine, 0, x, dx, 1);
+    assert_close(dx, x, 24, 0, 0);
+    free(x);
+    free(xp);
+}
+
+/* Hand values at the edges: L2 of zeros, LogSumExp of -inf, Max with NaN. */
+static void test_backward_edges(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    float g[2] = {1, 2}, dx[4];
+    /* L2 of an all-zero block: 0 (PyTorch's norm backward masks y == 0) */
+    float xz[4] = {0, 0, 3, 4};
+    gb_tensor tz = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 2}, xz);
+    gb_tensor *inz[] = {&tz};
+    int64_t a1[] = {1};
+    red_node(&t, "ReduceL2", 1, a1, 1, 13);
+    grad_of(ctx, &t, inz, 0, g, dx, 1);
+    assert_close(dx, (float[]){0, 0, 2 * 0.6f, 2 * 0.8f}, 4, 1e-6f, 0);
+    /* LogSumExp of all -inf: no gradient (instead of NaN) */
+    float xi[4] = {-INFINITY, -INFINITY, 1, 1};
+    gb_tensor ti = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 2}, xi);
+    gb_tensor *ini[] = {&ti};
+    red_node(&t, "ReduceLogSumExp", 1, a1, 1, 13);
+    grad_of(ctx, &t, ini, 0, g, dx, 1);
+    assert_close(dx, (float[]){0, 0, 1, 1}, 4, 1e-6f, 0);
+    /* Max of a block with a NaN: the NaN (which the output is) takes it */
+    float xn[4] = {1, NAN, 5, 5};
+    gb_tensor tn = tens(GB_DTYPE_F32, 2, (int64_t[]){2, 2}, xn);
+    gb_tensor *inn[] = {&tn};
+    red_node(&t, "ReduceMax", 1, a1, 0, 13);
+    grad_of(ctx, &t, inn, 0, g, dx, 1);
+    assert_close(dx, (float[]){0, 1, 1, 1}, 4, 0, 0);
+    /* int64 data and a missing dy: nothing to do */
+    int64_t xl[4] = {1, 2, 3, 4};
+    gb_tensor tl = tens(GB_DTYPE_I64, 2, (int64_t[]){2, 2}, xl), out[1];
+    gb_tensor *inl[] = {&tl};
+    red_node(&t, "ReduceSum", 1, a1, 1, 11);
+    assert_int_equal(run_backward(ctx, &t, inl, out, NULL, NULL, 1), GB_OK);
+    out_free(out, 1);
+}
+
+/* A big reduction: 1 and 2 threads give the same gradient bits. */
+static void test_backward_threads(void **state) {
+    gb_ctx *ctx = *state;
+    float *x = frand(16 * 300 * 37, 22);
+    gb_tensor tx = tens(GB_DTYPE_F32, 3, (int64_t[]){16, 300, 37}, x);
+    gb_tensor *in[] = {&tx};
+    int64_t a1[] = {1};
+    static const char *const ops[] = {"ReduceMean", "ReduceMax", "ReduceLogSumExp"};
+    for (int o = 0; o < 3; o++) {
+        tnode t;
+        red_node(&t, ops[o], 1, a1, 0, 13);
+        check_grad_threads(ctx, &t, in, 0);
+    }
+    free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_numpy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_axes_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int64_and_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backward_torch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backward_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backward_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backward_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,8 @@
  * References are hand-derived from the ONNX operator specification (the
  * shapes and values are small enough to check by reading), including the
  * opset-dependent forms (attributes before opset 13 / 5 / 11...).
+ * Backward: Cast float -> float is the identity (accumulating), casts
+ * touching int64 do nothing; which ops have a backward, which are views.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -410,6 +412,36 @@ static void test_cast(void **state) {
     assert_msg(ctx, "BOOL");
 }
 
+/* ---- backward ------------------------------------------------------------------ */
+
+static void test_backward(void **state) {
+    gb_ctx *ctx = *state;
+    tnode t;
+    gb_tensor out[1];
+    /* Cast float -> float: dx += dy */
+    float xf[3] = {1, 2, 3}, dy[3] = {0.5f, -1, 2}, acc[3] = {1, 1, 1};
+    gb_tensor x = F32V(xf), tdy = F32V(dy), tacc = F32V(acc);
+    gb_tensor *in[] = {&x}, *dout[] = {&tdy}, *din[] = {&tacc};
+    tn_init(&t, "Cast", 13, 1, 1);
+    tn_int(&t, "to", 1);
+    assert_int_equal(run_backward(ctx, &t, in, out, dout, din, 1), GB_OK);
+    out_free(out, 1);
+    assert_close(acc, (float[]){1.5f, 0, 3}, 3, 0, 0);
+    /* Cast float -> int64: the output carries no gradient, dx is left alone */
+    tn_init(&t, "Cast", 13, 1, 1);
+    tn_int(&t, "to", 7);
+    assert_int_equal(run_backward(ctx, &t, in, out, NULL, din, 1), GB_OK);
+    out_free(out, 1);
+    assert_close(acc, (float[]){1.5f, 0, 3}, 3, 0, 0);
+    /* Shape, Constant, ConstantOfShape: no backward; the views are aliases */
+    assert_null(gb__op_lookup("Shape")->backward);
+    assert_null(gb__op_lookup("Constant")->backward);
+    assert_null(gb__op_lookup("ConstantOfShape")->backward);
+    assert_non_null(gb__op_lookup("Cast")->backward);
+    static const char *const views[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
+    for (int k = 0; k < 6; k++) assert_true(gb__op_lookup(views[k])->alias);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reshape, setup, teardown),
@@ -421,6 +453,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_constant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_constant_of_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backward, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,11 @@ const char *gb_ctx_errmsg(const gb_ctx *ctx);
 /* Threads used by kernels and by BLAS (>= 1). */
 gb_status gb_ctx_set_threads(gb_ctx *ctx, int n_threads);
 int gb_ctx_threads(const gb_ctx *ctx);
+/* Cap the activation, workspace and gradient memory one plan may reserve
+ * (bytes; 0 = no cap, the default). A plan over the cap fails with
+ * GB_ERR_NOMEM and a message giving the size — useful against hostile
+ * models whose attributes ask for gigabytes. */
+void gb_ctx_set_mem_limit(gb_ctx *ctx, size_t bytes);
 
 /* ---- tensors ------------------------------------------------------------ */
 

@@ -61,7 +61,7 @@ int gb_cmd_info(int argc, char **argv) {
         }
     }
     if (!path) {
-        help(stderr);
+        gb_cli_error("info: a MODEL is required (glassbox info --help)");
         return GB_EXIT_USAGE;
     }
     gb_ctx *ctx = NULL;

@@ -39,6 +39,8 @@ gb_status gb_ctx_set_threads(gb_ctx *ctx, int n_threads) {
 
 int gb_ctx_threads(const gb_ctx *ctx) { return ctx->n_threads; }
 
+void gb_ctx_set_mem_limit(gb_ctx *ctx, size_t bytes) { ctx->mem_limit = bytes; }
+
 gb_status gb__err(gb_ctx *ctx, gb_status st, const char *fmt, ...) {
     if (!ctx) return st;
     va_list ap;

@@ -158,6 +158,11 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
     size_t total = 0;
     for (int id = 0; id < nt; id++)
         if (need[id]) total += (size_t)s->t[id].numel;
+    if (ctx->mem_limit && total * sizeof(float) > ctx->mem_limit) {
+        free(need);
+        return gb__err(ctx, GB_ERR_NOMEM, "backward needs %.1f MiB of gradients, over the context's limit",
+                       total * 4 / 1048576.0);
+    }
     if (total > s->garena_size) {
         free(s->garena);
         s->garena = malloc(sizeof(float) * (total ? total : 1));

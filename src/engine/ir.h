@@ -23,6 +23,7 @@
 struct gb_ctx {
     char errmsg[4096];
     int n_threads;
+    size_t mem_limit;      /* 0 = unlimited */
 };
 
 /* Record a formatted message on ctx and return `st`. Never prints. */
@@ -63,6 +64,7 @@ typedef struct gb__node {
     int n_attrs;
     gb__attr *attrs;
     void *params;          /* op-specific struct filled by op->init */
+    uint32_t const_inputs; /* op->const_inputs; init may change it per node */
 } gb__node;
 
 /* Attribute lookup for op->init. An attribute that is absent, or present
@@ -121,7 +123,9 @@ typedef struct {
  *          views (alias ops) are handled by the engine (din += dout).
  *          Convention at kinks (written down because attribution methods
  *          depend on it): Relu'(0) = 0; MaxPool sends the gradient to the
- *          first maximum in scan order; Abs'(0) = 0; Clip passes the
+ *          first maximum in scan order; ReduceMax/ReduceMin split it evenly
+ *          among ties (torch.amax); Hardmax's gradient is zero; Abs'(0) = 0;
+ *          Clip passes the
  *          gradient where min <= x <= max (inclusive, like PyTorch).
  */
 struct gb__op {

@@ -297,6 +297,10 @@ static gb_status plan_memory(gb_session *s) {
     }
     free(last_use);
     free(live);
+    if (s->ctx->mem_limit && (high > s->ctx->mem_limit || ws_max > s->ctx->mem_limit - high))
+        return gb__err(s->ctx, GB_ERR_NOMEM, "plan needs %.1f MiB of activations and %.1f MiB of workspace, over the "
+                       "context's limit of %.1f MiB", high / 1048576.0, ws_max / 1048576.0,
+                       s->ctx->mem_limit / 1048576.0);
     if (high > s->arena_size) {
         free(s->arena);
         s->arena = NULL;
@@ -328,7 +332,7 @@ gb_status gb_session_plan(gb_session *s, const gb_tensor *const *inputs, int n_i
             s->by_value[i] = m->tensors[id].decl.dtype == GB_DTYPE_I64;
             for (int j = 0; j < m->n_nodes; j++)
                 for (int k = 0; k < m->nodes[j].n_in && k < 32; k++)
-                    if (m->nodes[j].in[k] == id && (m->nodes[j].op->const_inputs >> k & 1u)) s->by_value[i] = 1;
+                    if (m->nodes[j].in[k] == id && (m->nodes[j].const_inputs >> k & 1u)) s->by_value[i] = 1;
         }
     }
     s->t = calloc((size_t)nt + 1, sizeof *s->t);
@@ -350,6 +354,11 @@ gb_status gb_session_plan(gb_session *s, const gb_tensor *const *inputs, int n_i
              * could reach them. */
             s->is_const[i] = !(s->param_grads && s->t[i].dtype == GB_DTYPE_F32);
         }
+    /* ...except those read as values at plan time (Resize's scales). */
+    for (int j = 0; s->param_grads && j < nn; j++)
+        for (int k = 0; k < m->nodes[j].n_in && k < 32; k++)
+            if (m->nodes[j].in[k] >= 0 && (m->nodes[j].const_inputs >> k & 1u) && m->tensors[m->nodes[j].in[k]].init)
+                s->is_const[m->nodes[j].in[k]] = 1;
     for (int i = 0; i < n_inputs; i++) {
         int id = m->inputs[i];
         gb_tensor *t = &s->t[id];

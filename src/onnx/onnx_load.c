@@ -312,7 +312,10 @@ static gb_status build_model(gb_ctx *ctx, const Onnx__ModelProto *mp, gb_model *
     for (size_t i = 0; i < mp->n_opset_import; i++)
         if (is_default_domain(mp->opset_import[i]->domain) && mp->opset_import[i]->has_version)
             m->opset = (int)mp->opset_import[i]->version;
-    if (!m->opset && !mp->n_opset_import) m->opset = 1; /* IR v1 files have no opset_import */
+    /* Only IR versions 1 and 2 predate opset_import; later files need one. */
+    if (!m->opset && !mp->n_opset_import && (!mp->has_ir_version || mp->ir_version < 3)) m->opset = 1;
+    if (!m->opset && !mp->n_opset_import)
+        return gb__err(ctx, GB_ERR_FORMAT, "model (IR version %lld) has no opset_import", (long long)mp->ir_version);
     if (m->opset < 1 || m->opset > 17)
         return gb__err(ctx, GB_ERR_UNSUPPORTED, "default-domain opset %d is not supported (1 to 17)", m->opset);
 
@@ -479,13 +482,19 @@ static gb_status build_model(gb_ctx *ctx, const Onnx__ModelProto *mp, gb_model *
             st = gb__err(ctx, GB_ERR_FORMAT, "graph output '%s' is not produced by any node", vi->name ? vi->name : "");
             goto out;
         }
-        if ((st = convert_value_info(ctx, vi, &m->tensors[id].decl, "graph output"))) goto out;
-        m->tensors[id].decl.name = m->tensors[id].name;
+        /* A graph input passed straight through keeps its input declaration. */
+        bool is_input = false;
+        for (int q = 0; q < m->n_inputs; q++) is_input |= m->inputs[q] == id;
+        if (!is_input) {
+            if ((st = convert_value_info(ctx, vi, &m->tensors[id].decl, "graph output"))) goto out;
+            m->tensors[id].decl.name = m->tensors[id].name;
+        }
         m->outputs[m->n_outputs++] = id;
     }
     if ((st = topo_sort(ctx, m))) goto out;
     for (int i = 0; i < m->n_nodes; i++) {
         gb__node *n = &m->nodes[i];
+        n->const_inputs = n->op->const_inputs;
         if (n->op->init && (st = n->op->init(ctx, n))) goto out;
     }
 out:

@@ -123,6 +123,7 @@ static gb_status resize_init(gb_ctx *ctx, gb__node *n) {
     bool v10 = n->opset < 11;
     gb_status st = gb__check_arity(ctx, n, v10 ? 2 : n->opset < 13 ? 3 : 1, v10 ? 2 : 4, 1, 1);
     if (st) return st;
+    if (v10) n->const_inputs = 1u << 1; /* Resize-10: scales is input 1 */
     rz_params *p;
     if ((st = rz_common_init(ctx, n, &p))) return st;
     if (strcmp(gb__attr_str(n, "mode", "nearest"), "bilinear") == 0)
@@ -564,8 +565,7 @@ static gb_status rz_backward(const gb__node *n, const gb_tensor *const *in, cons
 /*
  * Plan-time inputs: scales (2) and sizes (3) from opset 11; the roi (1) is a
  * run-time float (tf_crop_and_resize reads it in forward, with a gradient).
- * One mask serves every opset, so Resize-10's scales (its input 1) must be
- * an initializer or a folded constant, not a graph input.
+ * Resize-10 has scales at input 1: its init sets the node's mask to that.
  */
 const gb__op gb__op_Resize = {.name = "Resize", .init = resize_init, .infer = rz_infer, .forward = rz_forward,
                               .backward = rz_backward, .const_inputs = 1u << 2 | 1u << 3};

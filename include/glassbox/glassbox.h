@@ -197,8 +197,9 @@ void gb_session_memory(const gb_session *s, size_t *reserved, size_t *total);
 
 /* ---- tensors by name, and the backward pass ------------------------------ */
 
-/* The tensor named `name` (an ONNX value name, as `glassbox info` shows) from
- * the last run: any graph input, initializer or intermediate activation.
+/* The tensor named `name` (an ONNX value name, as `glassbox info` shows, or a
+ * node name, meaning that node's first output) from the last run: any graph
+ * input, initializer or intermediate activation.
  * Intermediate activations are only guaranteed to hold their values when
  * the session keeps activations (gb_session_keep_activations); without it,
  * buffers are reused and NULL is returned for tensors that were overwritten.
@@ -268,6 +269,12 @@ gb_status gb_rule_default(const gb_rule_call *call, const gb_tensor *const *in,
  * of every tensor between the graph inputs (and parameters, if enabled) and
  * the seed tensor become readable with gb_session_grad. `rules` may be NULL. */
 gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule *rules, int n_rules);
+
+/* Run forward on a reference input (DeepLIFT's baseline) and keep a copy of
+ * every activation, so that backward rules see them as ref_in / ref_out.
+ * The inputs must have the shapes of the next gb_session_run; the copy is
+ * dropped when the plan changes. Requires kept activations. */
+gb_status gb_session_run_reference(gb_session *s, const gb_tensor *const *inputs, int n_inputs);
 
 /* Gradient of the seed w.r.t. the named tensor from the last backward pass;
  * NULL if no gradient reached it (not on a path to the seed, or constant). */

@@ -119,11 +119,13 @@ int gb_cmd_info(int argc, char **argv) {
     }
     size_t reserved, total;
     gb_session_memory(s, &reserved, &total);
-    char fl[32];
+    char fl[32], r[32], t[32];
     human(total_flops, fl, sizeof fl);
-    printf("\ntotal   %s FLOPs per run, %d of %d nodes folded at plan time, activations %.1f MiB "
-           "(%.1f MiB before buffer reuse)\n",
-           fl, n_folded, gb_model_num_nodes(m), reserved / 1048576.0, total / 1048576.0);
+    human((double)reserved, r, sizeof r);
+    human((double)total, t, sizeof t);
+    printf("\ntotal   %s FLOPs per run, %d of %d nodes folded at plan time, activations %sB "
+           "(%sB before buffer reuse)\n",
+           fl, n_folded, gb_model_num_nodes(m), r, t);
     rc = GB_EXIT_OK;
 out:
     for (int i = 0; i < 16; i++) gb_tensor_free(inputs[i]);

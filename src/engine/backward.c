@@ -77,6 +77,21 @@ gb_status gb_rule_default(const gb_rule_call *call, const gb_tensor *const *in, 
     return st;
 }
 
+/* The reference run's value of tensor `id` (same shape as the current run):
+ * activations live at the same arena offsets in the copied arena; views
+ * resolve to the tensor they view; constants are shared. */
+static void ref_view(const gb_session *s, int id, gb_tensor *out) {
+    *out = s->t[id];
+    int r = id;
+    while (s->root[r] != r) r = s->root[r];
+    if (s->offset[r] != (size_t)-1) {
+        out->data = s->ref_arena + s->offset[r];
+        return;
+    }
+    for (int i = 0; i < s->m->n_inputs; i++)
+        if (s->m->inputs[i] == r && !s->is_const[r]) out->data = s->ref_inputs[i]->data;
+}
+
 static const gb_rule *find_rule(const gb__node *n, const gb_rule *rules, int n_rules) {
     for (int r = 0; r < n_rules; r++)
         if (rules[r].node && strcmp(rules[r].node, n->name) == 0) return &rules[r];
@@ -126,7 +141,7 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
         return gb__err(ctx, GB_ERR_ARG, "backward needs the activations: call gb_session_keep_activations before running");
     int seed_id = m->outputs[0];
     if (seed && seed->tensor) {
-        seed_id = gb__model_tensor_id(m, seed->tensor);
+        seed_id = gb__session_lookup(s, seed->tensor);
         if (seed_id < 0) return gb__err(ctx, GB_ERR_NOT_FOUND, "no tensor named '%s'", seed->tensor);
     }
     if (s->t[seed_id].dtype != GB_DTYPE_F32 || s->is_const[seed_id])
@@ -186,8 +201,8 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
 
     /* Step 3: reverse sweep. */
     rule_impl ri = {.s = s, .ex = {.n_threads = ctx->n_threads, .ws = s->ws, .ws_size = s->ws_size}};
-    const gb_tensor *in[MAX_IO], *out[MAX_IO], *dout[MAX_IO];
-    gb_tensor *din[MAX_IO];
+    const gb_tensor *in[MAX_IO], *out[MAX_IO], *dout[MAX_IO], *rin[MAX_IO], *rout[MAX_IO];
+    gb_tensor *din[MAX_IO], rin_t[MAX_IO], rout_t[MAX_IO];
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const gb__node *n = &m->nodes[i];
         if (s->folded[i]) continue;
@@ -212,8 +227,25 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
         const gb_rule *r = find_rule(n, rules, n_rules);
         if (r) {
             ri.n = n;
+            if (s->has_ref) {
+                for (int k = 0; k < n->n_in; k++) {
+                    rin[k] = NULL;
+                    if (n->in[k] >= 0) {
+                        ref_view(s, n->in[k], &rin_t[k]);
+                        rin[k] = &rin_t[k];
+                    }
+                }
+                for (int k = 0; k < n->n_out; k++) {
+                    rout[k] = NULL;
+                    if (n->out[k] >= 0) {
+                        ref_view(s, n->out[k], &rout_t[k]);
+                        rout[k] = &rout_t[k];
+                    }
+                }
+            }
             gb_rule_call call = {.op_type = n->op_type, .node_name = n->name, .n_in = n->n_in, .n_out = n->n_out,
-                                 .in = in, .out = out, .ref_in = NULL, .ref_out = NULL, .grad_out = dout,
+                                 .in = in, .out = out, .ref_in = s->has_ref ? rin : NULL,
+                                 .ref_out = s->has_ref ? rout : NULL, .grad_out = dout,
                                  .grad_in = din, .impl_ = &ri};
             ctx->errmsg[0] = 0;
             st = r->fn(r->user, &call);
@@ -234,7 +266,7 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
 
 const gb_tensor *gb_session_grad(const gb_session *s, const char *name) {
     if (!s->has_grad || !name) return NULL;
-    int id = gb__model_tensor_id(s->m, name);
+    int id = gb__session_lookup(s, name);
     if (id < 0 || !s->g[id].data) return NULL;
     return &s->g[id];
 }

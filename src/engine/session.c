@@ -25,6 +25,8 @@ extern void openblas_set_num_threads(int);
 #define GB_ALIGN 64
 #define NO_OFFSET ((size_t)-1)
 
+static void drop_reference(gb_session *s);
+
 static size_t align_up(size_t x) { return (x + GB_ALIGN - 1) & ~(size_t)(GB_ALIGN - 1); }
 
 gb_status gb_session_create(gb_model *m, gb_session **out) {
@@ -58,6 +60,7 @@ static void release_plan(gb_session *s) {
     s->params = NULL;
     s->planned = false;
     gb__backward_reset(s);
+    drop_reference(s);
 }
 
 void gb_session_free(gb_session *s) {
@@ -82,7 +85,7 @@ void gb_session_param_grads(gb_session *s, int enable) {
 
 const gb_tensor *gb_session_tensor(const gb_session *s, const char *name) {
     if (!s->planned || !s->has_run || !name) return NULL;
-    int id = gb__model_tensor_id(s->m, name);
+    int id = gb__session_lookup(s, name);
     if (id < 0) return NULL;
     bool is_output = false;
     for (int i = 0; i < s->m->n_outputs; i++) is_output |= s->m->outputs[i] == id;
@@ -439,6 +442,46 @@ gb_status gb_session_node_plan(const gb_session *s, int i, gb_node_plan *out) {
 void gb_session_memory(const gb_session *s, size_t *reserved, size_t *total) {
     if (reserved) *reserved = s->planned ? s->arena_used : 0;
     if (total) *total = s->planned ? s->arena_total : 0;
+}
+
+int gb__session_lookup(const gb_session *s, const char *name) {
+    int id = gb__model_tensor_id(s->m, name);
+    if (id >= 0) return id;
+    for (int i = 0; i < s->m->n_nodes; i++)
+        if (strcmp(s->m->nodes[i].name, name) == 0 && s->m->nodes[i].n_out > 0) return s->m->nodes[i].out[0];
+    return -1;
+}
+
+static void drop_reference(gb_session *s) {
+    free(s->ref_arena);
+    s->ref_arena = NULL;
+    if (s->ref_inputs)
+        for (int i = 0; i < s->m->n_inputs; i++) gb_tensor_free(s->ref_inputs[i]);
+    free(s->ref_inputs);
+    s->ref_inputs = NULL;
+    s->has_ref = false;
+}
+
+gb_status gb_session_run_reference(gb_session *s, const gb_tensor *const *inputs, int n_inputs) {
+    if (!s->keep_all)
+        return gb__err(s->ctx, GB_ERR_ARG, "a reference run needs kept activations (gb_session_keep_activations)");
+    gb_status st = gb_session_run(s, inputs, n_inputs);
+    if (st) return st;
+    drop_reference(s);
+    s->ref_arena = malloc(s->arena_used ? s->arena_used : 1);
+    s->ref_inputs = calloc((size_t)n_inputs + 1, sizeof *s->ref_inputs);
+    if (!s->ref_arena || !s->ref_inputs) {
+        drop_reference(s);
+        return gb__err(s->ctx, GB_ERR_NOMEM, "out of memory for the reference activations");
+    }
+    memcpy(s->ref_arena, s->arena, s->arena_used);
+    for (int i = 0; i < n_inputs; i++)
+        if ((st = gb_tensor_clone(s->ctx, inputs[i], &s->ref_inputs[i]))) {
+            drop_reference(s);
+            return st;
+        }
+    s->has_ref = true;
+    return GB_OK;
 }
 
 const gb_tensor *gb__session_tensor(const gb_session *s, int id) {

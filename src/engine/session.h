@@ -16,6 +16,10 @@ struct gb_session {
     size_t garena_size;
     bool has_grad;
     unsigned char *by_value; /* per graph input: planned by value (see plan) */
+    /* reference run (DeepLIFT): a copy of the arena and of the inputs */
+    char *ref_arena;
+    gb_tensor **ref_inputs;
+    bool has_ref;
     /* per tensor id */
     gb_tensor *t;           /* shape, dtype and data pointer of every tensor */
     unsigned char *is_const;/* known at plan time */
@@ -33,6 +37,8 @@ struct gb_session {
     size_t ws_size;
 };
 
+/* Tensor id by tensor name, or by node name (its first output); -1 if none. */
+int gb__session_lookup(const gb_session *s, const char *name);
 /* Plan tensor by id (NULL before planning). */
 const gb_tensor *gb__session_tensor(const gb_session *s, int id);
 

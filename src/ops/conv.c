@@ -306,6 +306,26 @@ static gb_status conv_geometry(gb_ctx *ctx, const gb__node *n, const gb_tensor *
 
 static int64_t prod3(const int64_t *v) { return v[0] * v[1] * v[2]; }
 
+/* Every kernel below works on a Conv-oriented geometry: X (N, c_in, x_sp)
+ * -> Y (N, c_out, y_sp), W (c_out, c_in/group, k). ConvTranspose is the
+ * adjoint of the Conv whose input is ConvTranspose's output, so with the
+ * sides swapped (swap_geom) its forward is that Conv's input gradient, and
+ * its input gradient is that Conv's forward: W (C_in, C_out/group, k) is
+ * already laid out as the weights of that Conv (c_out = C_in, c_in = C_out). */
+static conv_geom swap_geom(const conv_geom *g) {
+    conv_geom s = *g;
+    s.c_in = g->c_out;
+    s.c_out = g->c_in;
+    for (int i = 0; i < 3; i++) {
+        s.x_sp[i] = g->y_sp[i];
+        s.y_sp[i] = g->x_sp[i];
+        /* padding left at the end: negative when ConvTranspose's output has
+         * positions no input pixel reaches (output_padding, output_shape) */
+        s.pe[i] = (s.y_sp[i] - 1) * s.s[i] + (s.k[i] - 1) * s.d[i] + 1 - s.pb[i] - s.x_sp[i];
+    }
+    return s;
+}
+
 /* Widest kernel the direct depthwise loop handles (it precomputes one output
  * column range per kernel column); wider ones take the im2col path. */
 #define DW_MAX_KW 16
@@ -315,17 +335,19 @@ static bool is_depthwise(const conv_geom *g) {
            g->k[2] <= DW_MAX_KW;
 }
 
-/* 1x1 kernel, stride 1, no padding: the input plane is already the column
- * matrix. */
+/* 1x1 kernel, stride 1, no padding (output plane == input plane): the input
+ * plane is already the column matrix. */
 static bool is_pointwise(const conv_geom *g) {
     for (int i = 0; i < 3; i++)
-        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->pe[i] != 0) return false;
+        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->y_sp[i] != g->x_sp[i])
+            return false;
     return true;
 }
 
 /* Conv tiling plan: `items` batch items side by side (small output planes),
  * or one item in tiles of `rows` output rows (rows of the flattened (D, H)
- * plane, each W wide). */
+ * plane, each W wide). Forward, input gradient and weight gradient all use
+ * it, so they share one workspace size. */
 typedef struct {
     int64_t items, rows, cols; /* cols: GEMM N per tile = items * rows * W */
     bool direct;               /* GEMM straight on X (pointwise, items == 1) */
@@ -350,29 +372,15 @@ static conv_plan plan_conv(const conv_geom *g) {
     return pl;
 }
 
-/* Scratch floats forward needs. */
+/* Scratch floats the kernels need for a Conv-oriented geometry. */
 static int64_t conv_ws_floats(const conv_geom *g) {
     const int64_t kg = g->c_in / g->group * prod3(g->k), mg = g->c_out / g->group;
     if (g->n == 0 || is_depthwise(g)) return 0;
     conv_plan pl = plan_conv(g);
     if (pl.direct) return 0;
-    /* column buffer (kg, cols), plus (mg, cols) GEMM output when batching */
+    /* column buffer (kg, cols), plus (mg, cols) for the side-by-side Y or dY
+     * when batching */
     return kg * pl.cols + (pl.items > 1 ? mg * pl.cols : 0);
-}
-
-/* ConvTranspose with a 1x1 kernel, stride 1 and no cropping or growth: the
- * GEMM result is the output itself (no col2im). */
-static bool convt_is_pointwise(const conv_geom *g) {
-    for (int i = 0; i < 3; i++)
-        if (g->k[i] != 1 || g->s[i] != 1 || g->pb[i] != 0 || g->y_sp[i] != g->x_sp[i])
-            return false;
-    return true;
-}
-
-static int64_t convt_ws_floats(const conv_geom *g) {
-    if (convt_is_pointwise(g)) return 0;
-    /* columns (C_out/group * prod(k), prod(x_sp)) for col2im */
-    return g->c_out / g->group * prod3(g->k) * prod3(g->x_sp);
 }
 
 /* ---- infer -------------------------------------------------------------- */
@@ -397,7 +405,8 @@ static gb_status conv_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in
         *flops = 2.0 * (double)g.n * (double)g.c_out * (double)prod3(g.y_sp) *
                  (double)(g.c_in / g.group) * (double)kvol;
     } else {
-        ws = convt_ws_floats(&g);
+        const conv_geom gs = swap_geom(&g);
+        ws = conv_ws_floats(&gs);
         /* every input pixel meets (C_out/group) * prod(k) weights */
         *flops = 2.0 * (double)g.n * (double)g.c_in * (double)prod3(g.x_sp) *
                  (double)(g.c_out / g.group) * (double)kvol;
@@ -407,6 +416,7 @@ static gb_status conv_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in
         g.c_out * kvol > INT_MAX)
         return gb__err(ctx, GB_ERR_UNSUPPORTED, "%s (%s): tensors too large for int BLAS sizes",
                        n->name, n->op_type);
+    /* backward (input and weight gradients) uses the same plan and buffers */
     size_t bytes = (size_t)ws * sizeof(float);
     if (bytes > *ws_bytes) *ws_bytes = bytes;
     return GB_OK;
@@ -468,45 +478,70 @@ static void im2col(float *col, int64_t ldc, const float *x, int64_t cg, const co
     }
 }
 
-/* col2im for one batch item and one group (ConvTranspose): scatter-add
- *   Y[oc, iz*sz + kz*dz - pbz, iy*sy + ky*dy - pby, ix*sx + kx*dx - pbx] += col[(oc, kz, ky, kx), (iz, iy, ix)]
- * dropping positions outside Y. Parallel over output channels, which own
- * disjoint planes of Y. col: (mg * prod(k), prod(x_sp)); y: (mg, *y_sp). */
-static void col2im(float *y, const float *col, int64_t mg, const conv_geom *g, int nt) {
+/* col2im, the adjoint of im2col, for `items` batch items of one group and
+ * output rows [r0, r1): scatter-add
+ *   dX[c, oz*sz + kz*dz - pbz, oy*sy + ky*dy - pby, ox*sx + kx*dx - pbx] += col[(c, kz, ky, kx), j]
+ * dropping positions in the padding. Item j's columns start at column
+ * j * (r1 - r0) * W_out of col, its dX plane block at dx + j * dx_stride.
+ * Parallel over input channels c, which own disjoint planes of dX (race-free,
+ * and the sum order does not depend on the thread count).
+ * dx: (cg, *x_sp) per item; col: (cg * prod(k), ldc). */
+static void col2im(float *dx, int64_t dx_stride, const float *col, int64_t ldc, int64_t items,
+                   int64_t cg, const conv_geom *g, int64_t r0, int64_t r1, int nt) {
     const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
-    const int64_t xd = g->x_sp[0], xh = g->x_sp[1], xw = g->x_sp[2], xhw = xd * xh * xw;
-    const int64_t yd = g->y_sp[0], yh = g->y_sp[1], yw = g->y_sp[2], yhw = yd * yh * yw;
-#pragma omp parallel for num_threads(nt) schedule(static) if (mg * kvol * xhw > GB_PAR_MIN)
-    for (int64_t oc = 0; oc < mg; oc++) {
-        float *yc = y + oc * yhw;
-        for (int64_t t = 0; t < kvol; t++) {
-            const int64_t kz = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
-            const int64_t offz = kz * g->d[0] - g->pb[0], offy = ky * g->d[1] - g->pb[1],
-                          offx = kx * g->d[2] - g->pb[2];
-            const float *src = col + (oc * kvol + t) * xhw;
-            int64_t z0, z1, y0, y1, x0, x1;
-            tap_range(xd, g->s[0], offz, yd, &z0, &z1);
-            tap_range(xh, g->s[1], offy, yh, &y0, &y1);
-            tap_range(xw, g->s[2], offx, yw, &x0, &x1);
-            const int64_t sx = g->s[2];
-            for (int64_t iz = z0; iz < z1; iz++)
-                for (int64_t iy = y0; iy < y1; iy++) {
-                    const float *crow = src + (iz * xh + iy) * xw;
-                    float *yrow = yc + ((iz * g->s[0] + offz) * yh + iy * g->s[1] + offy) * yw + offx;
-                    for (int64_t ix = x0; ix < x1; ix++) yrow[ix * sx] += crow[ix];
+    const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
+    const int64_t oh = g->y_sp[1], ow = g->y_sp[2], tile = (r1 - r0) * ow, sx = g->s[2];
+#pragma omp parallel for num_threads(nt) schedule(static) if (cg * kvol * items * tile > GB_PAR_MIN)
+    for (int64_t c = 0; c < cg; c++)
+        for (int64_t j = 0; j < items; j++) {
+            float *dxc = dx + j * dx_stride + c * ihw;
+            for (int64_t t = 0; t < kvol; t++) {
+                const int64_t kz = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
+                const int64_t offz = kz * g->d[0] - g->pb[0], offy = ky * g->d[1] - g->pb[1],
+                              offx = kx * g->d[2] - g->pb[2];
+                int64_t x0, x1;
+                tap_range(ow, sx, offx, iw, &x0, &x1);
+                if (x0 == x1) continue;
+                const float *src = col + (c * kvol + t) * ldc + j * tile;
+                for (int64_t rr = r0; rr < r1; rr++, src += ow) {
+                    const int64_t oz = rr / oh, oy = rr % oh;
+                    const int64_t iz = oz * g->s[0] + offz, iy = oy * g->s[1] + offy;
+                    if (iz < 0 || iz >= id || iy < 0 || iy >= ih) continue;
+                    float *dst = dxc + (iz * ih + iy) * iw + offx;
+                    if (sx == 1) {
+#pragma omp simd
+                        for (int64_t ox = x0; ox < x1; ox++) dst[ox] += src[ox];
+                    } else {
+#pragma omp simd
+                        for (int64_t ox = x0; ox < x1; ox++) dst[ox * sx] += src[ox];
+                    }
                 }
+            }
         }
+}
+
+/* Lay `items` batch items' blocks of mg planes (`plane` floats each; item j's
+ * block at planes + j * stride) side by side: dst (mg, items * plane). */
+static void pack_items(float *dst, const float *planes, int64_t stride, int64_t items, int64_t mg,
+                       int64_t plane, int nt) {
+    const int64_t cols = items * plane;
+#pragma omp parallel for num_threads(nt) schedule(static) if (mg * cols > GB_PAR_MIN)
+    for (int64_t r = 0; r < mg * items; r++) {
+        const int64_t oc = r / items, j = r % items;
+        memcpy(dst + oc * cols + j * plane, planes + j * stride + oc * plane,
+               (size_t)plane * sizeof *dst);
     }
 }
 
 /* Depthwise conv (group == C_in, C_out = C_in * mult): a direct loop, parallel
- * over (n, oc). Each output row is the bias plus, for every valid kernel row
- * (kz, ky), the sum over kx of w * (input row shifted by kx * dx - pad). The
- * columns where every kx lands inside the input (the interior) take one
- * vectorised loop with all kw taps inside; the few border columns check each
- * tap. y: (N, C_out, *y_sp), x: (N, C_in, *x_sp), w: (C_out, 1, *k), b: (C_out) or NULL. */
+ * over (n, oc). Each output row is the bias (or, when `acc`, its current
+ * value) plus, for every valid kernel row (kz, ky), the sum over kx of w *
+ * (input row shifted by kx * dx - pad). The columns where every kx lands
+ * inside the input (the interior) take one vectorised loop with all kw taps
+ * inside; the few border columns check each tap.
+ * y: (N, C_out, *y_sp), x: (N, C_in, *x_sp), w: (C_out, 1, *k), b: (C_out) or NULL. */
 static void depthwise_forward(float *y, const float *x, const float *w, const float *b,
-                              const conv_geom *g, int nt) {
+                              bool acc, const conv_geom *g, int nt) {
     const int64_t mult = g->c_out / g->c_in;
     const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
     const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
@@ -532,7 +567,8 @@ static void depthwise_forward(float *y, const float *x, const float *w, const fl
         for (int64_t oz = 0; oz < od; oz++)
             for (int64_t oy = 0; oy < oh; oy++) {
                 float *yrow = yc + (oz * oh + oy) * ow;
-                for (int64_t ox = 0; ox < ow; ox++) yrow[ox] = bias;
+                if (!acc)
+                    for (int64_t ox = 0; ox < ow; ox++) yrow[ox] = bias;
                 for (int64_t kz = 0; kz < kd; kz++) {
                     const int64_t iz = oz * g->s[0] + kz * g->d[0] - g->pb[0];
                     if (iz < 0 || iz >= id) continue;
@@ -545,12 +581,12 @@ static void depthwise_forward(float *y, const float *x, const float *w, const fl
                         for (int64_t ox = 0; ox < ow; ox++) {
                             if (ox == lo) ox = hi; /* skip the interior */
                             if (ox >= ow) break;
-                            float acc = 0.0f;
+                            float s = 0.0f;
                             for (int64_t kx = 0; kx < kw; kx++) {
                                 const int64_t ix = ox * sx + xoff[kx];
-                                if (ix >= 0 && ix < iw) acc += wk[kx] * xrow[ix];
+                                if (ix >= 0 && ix < iw) s += wk[kx] * xrow[ix];
                             }
-                            yrow[ox] += acc;
+                            yrow[ox] += s;
                         }
                         /* interior: all taps valid */
                         if (kw == 3 && sx <= 2) { /* the MobileNet case, unrolled */
@@ -589,6 +625,105 @@ static void depthwise_forward(float *y, const float *x, const float *w, const fl
     }
 }
 
+/* Depthwise input gradient: dX[n, ic, o*s + t*d - pb] += W[oc, 0, t] * dY[n, oc, o]
+ * for the mult output channels oc of input channel ic. Parallel over (n, ic)
+ * planes of dX, so no two threads write the same element; for each kernel
+ * column kx the valid output columns form one range, scattered with one
+ * vectorised loop (distinct ox hit distinct dX columns). */
+static void depthwise_dx(float *dx, const float *dy, const float *w, const conv_geom *g,
+                         int nt) {
+    const int64_t mult = g->c_out / g->c_in;
+    const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
+    const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
+    const int64_t od = g->y_sp[0], oh = g->y_sp[1], ow = g->y_sp[2], ohw = od * oh * ow;
+    const int64_t sx = g->s[2], planes = g->n * g->c_in;
+    int64_t xoff[DW_MAX_KW], xlo[DW_MAX_KW], xhi[DW_MAX_KW];
+    for (int64_t kx = 0; kx < kw; kx++) {
+        xoff[kx] = kx * g->d[2] - g->pb[2];
+        tap_range(ow, sx, xoff[kx], iw, &xlo[kx], &xhi[kx]);
+    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (planes * mult * ohw * kvol > GB_PAR_MIN)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const int64_t bi = pl / g->c_in, ic = pl % g->c_in;
+        float *dxc = dx + pl * ihw;
+        for (int64_t m = 0; m < mult; m++) {
+            const int64_t oc = ic * mult + m;
+            const float *dyc = dy + (bi * g->c_out + oc) * ohw;
+            const float *wc = w + oc * kvol;
+            for (int64_t oz = 0; oz < od; oz++)
+                for (int64_t oy = 0; oy < oh; oy++) {
+                    const float *dyrow = dyc + (oz * oh + oy) * ow;
+                    for (int64_t kz = 0; kz < kd; kz++) {
+                        const int64_t iz = oz * g->s[0] + kz * g->d[0] - g->pb[0];
+                        if (iz < 0 || iz >= id) continue;
+                        for (int64_t ky = 0; ky < kh; ky++) {
+                            const int64_t iy = oy * g->s[1] + ky * g->d[1] - g->pb[1];
+                            if (iy < 0 || iy >= ih) continue;
+                            float *dxrow = dxc + (iz * ih + iy) * iw;
+                            const float *wk = wc + (kz * kh + ky) * kw;
+                            for (int64_t kx = 0; kx < kw; kx++) {
+                                const float wv = wk[kx];
+                                float *xs = dxrow + xoff[kx];
+                                const int64_t a = xlo[kx], e = xhi[kx];
+                                if (sx == 1) {
+#pragma omp simd
+                                    for (int64_t ox = a; ox < e; ox++) xs[ox] += wv * dyrow[ox];
+                                } else {
+#pragma omp simd
+                                    for (int64_t ox = a; ox < e; ox++)
+                                        xs[ox * sx] += wv * dyrow[ox];
+                                }
+                            }
+                        }
+                    }
+                }
+        }
+    }
+}
+
+/* Depthwise weight gradient:
+ *   dW[oc, 0, t] += sum_{n, o} dY[n, oc, o] * X[n, ic, o*s + t*d - pb]
+ * Parallel over output channels, which own their kernels; each tap is a sum
+ * of row dot products over the output positions where it lands inside X,
+ * accumulated in double. */
+static void depthwise_dw(float *dw, const float *x, const float *dy, const conv_geom *g,
+                         int nt) {
+    const int64_t mult = g->c_out / g->c_in;
+    const int64_t kd = g->k[0], kh = g->k[1], kw = g->k[2], kvol = kd * kh * kw;
+    const int64_t id = g->x_sp[0], ih = g->x_sp[1], iw = g->x_sp[2], ihw = id * ih * iw;
+    const int64_t od = g->y_sp[0], oh = g->y_sp[1], ow = g->y_sp[2], ohw = od * oh * ow;
+    const int64_t sx = g->s[2];
+#pragma omp parallel for num_threads(nt) schedule(static) if (g->n * g->c_out * ohw * kvol > GB_PAR_MIN)
+    for (int64_t oc = 0; oc < g->c_out; oc++) {
+        const int64_t ic = oc / mult;
+        for (int64_t t = 0; t < kvol; t++) {
+            const int64_t kz = t / (kh * kw), ky = (t / kw) % kh, kx = t % kw;
+            const int64_t offz = kz * g->d[0] - g->pb[0], offy = ky * g->d[1] - g->pb[1],
+                          offx = kx * g->d[2] - g->pb[2];
+            int64_t z0, z1, y0, y1, x0, x1;
+            tap_range(od, g->s[0], offz, id, &z0, &z1);
+            tap_range(oh, g->s[1], offy, ih, &y0, &y1);
+            tap_range(ow, sx, offx, iw, &x0, &x1);
+            double acc = 0.0;
+            for (int64_t bi = 0; bi < g->n; bi++) {
+                const float *xc = x + (bi * g->c_in + ic) * ihw;
+                const float *dyc = dy + (bi * g->c_out + oc) * ohw;
+                for (int64_t oz = z0; oz < z1; oz++)
+                    for (int64_t oy = y0; oy < y1; oy++) {
+                        const float *dyrow = dyc + (oz * oh + oy) * ow;
+                        const float *xrow =
+                            xc + ((oz * g->s[0] + offz) * ih + oy * g->s[1] + offy) * iw + offx;
+                        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                        for (int64_t ox = x0; ox < x1; ox++) s += dyrow[ox] * xrow[ox * sx];
+                        acc += s;
+                    }
+            }
+            dw[oc * kvol + t] += (float)acc;
+        }
+    }
+}
+
 /* Fill `rows` rows of length len with the bias of channels c0.. (0 if none). */
 static void fill_bias(float *y, const float *b, int64_t c0, int64_t rows, int64_t len, int nt) {
 #pragma omp parallel for num_threads(nt) schedule(static) if (rows * len > GB_PAR_MIN)
@@ -599,46 +734,42 @@ static void fill_bias(float *y, const float *b, int64_t c0, int64_t rows, int64_
     }
 }
 
-/* ---- forward ------------------------------------------------------------- */
+/* ---- Conv-oriented drivers: Y, dX and dW ------------------------------------ */
 
-static gb_status conv_forward(const gb__node *n, const gb_tensor *const *in,
-                              gb_tensor *const *out, const gb__exec *ex) {
-    conv_geom g;
-    if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
-    const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]);
-    const float *b = n->n_in > 2 && in[2] ? GB_CF32(in[2]) : NULL;
-    float *y = GB_F32(out[0]);
-    const int nt = ex->n_threads;
-    if (g.n == 0) return GB_OK;
-    if (is_depthwise(&g)) {
-        depthwise_forward(y, x, w, b, &g, nt);
-        return GB_OK;
+/* Y = conv(X, W) + B, or Y += conv(X, W) when acc (b is then NULL).
+ * Per (batch item, group): Y_g (mg, yhw) = W_g (mg, kg) * im2col(X_g) (kg, yhw)
+ * over tiles of output rows; 1x1 stride-1 convs multiply X directly; small
+ * planes with N > 1 put several items side by side in one GEMM. */
+static void conv_run(const conv_geom *g, float *y, const float *x, const float *w,
+                     const float *b, bool acc, float *ws, int nt) {
+    if (g->n == 0) return;
+    if (is_depthwise(g)) {
+        depthwise_forward(y, x, w, b, acc, g, nt);
+        return;
     }
-    if ((size_t)conv_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
+    const int64_t cg = g->c_in / g->group, mg = g->c_out / g->group;
+    const int64_t kg = cg * prod3(g->k);
+    const int64_t xhw = prod3(g->x_sp), yhw = prod3(g->y_sp), ow = g->y_sp[2];
+    const int64_t nrows = g->y_sp[0] * g->y_sp[1];
+    const conv_plan pl = plan_conv(g);
+    float *col = ws;
 
-    const int64_t cg = g.c_in / g.group, mg = g.c_out / g.group;
-    const int64_t kg = cg * prod3(g.k);
-    const int64_t xhw = prod3(g.x_sp), yhw = prod3(g.y_sp), ow = g.y_sp[2];
-    const int64_t nrows = g.y_sp[0] * g.y_sp[1];
-    const conv_plan pl = plan_conv(&g);
-    float *col = ex->ws;
-
-    for (int64_t b0 = 0; b0 < g.n; b0 += pl.items) {
-        const int64_t items = g.n - b0 < pl.items ? g.n - b0 : pl.items;
-        for (int64_t gi = 0; gi < g.group; gi++) {
+    for (int64_t b0 = 0; b0 < g->n; b0 += pl.items) {
+        const int64_t items = g->n - b0 < pl.items ? g->n - b0 : pl.items;
+        for (int64_t gi = 0; gi < g->group; gi++) {
             const float *wg = w + gi * mg * kg; /* (mg, kg) */
             if (pl.items == 1) {
                 /* Y_g (mg, yhw) = W_g (mg, kg) * col (kg, yhw), one row tile at a time. */
-                const float *xg = x + (b0 * g.c_in + gi * cg) * xhw;
-                float *yg = y + (b0 * g.c_out + gi * mg) * yhw;
-                fill_bias(yg, b, gi * mg, mg, yhw, nt);
+                const float *xg = x + (b0 * g->c_in + gi * cg) * xhw;
+                float *yg = y + (b0 * g->c_out + gi * mg) * yhw;
+                if (!acc) fill_bias(yg, b, gi * mg, mg, yhw, nt);
                 for (int64_t r0 = 0; r0 < nrows; r0 += pl.rows) {
                     const int64_t r1 = r0 + pl.rows < nrows ? r0 + pl.rows : nrows;
                     const int64_t cols = (r1 - r0) * ow;
                     const float *bm = xg;
                     int64_t ldb = yhw;
                     if (!pl.direct) {
-                        im2col(col, cols, xg, cg, &g, r0, r1, nt);
+                        im2col(col, cols, xg, cg, g, r0, r1, nt);
                         bm = col;
                         ldb = cols;
                     }
@@ -652,7 +783,7 @@ static gb_status conv_forward(const gb__node *n, const gb_tensor *const *in,
                 const int64_t cols = items * yhw;
                 float *tmp = col + kg * pl.cols;
                 for (int64_t j = 0; j < items; j++)
-                    im2col(col + j * yhw, cols, x + ((b0 + j) * g.c_in + gi * cg) * xhw, cg, &g,
+                    im2col(col + j * yhw, cols, x + ((b0 + j) * g->c_in + gi * cg) * xhw, cg, g,
                            0, nrows, nt);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)cols, (int)kg,
                             1.0f, wg, (int)kg, col, (int)cols, 0.0f, tmp, (int)cols);
@@ -661,53 +792,220 @@ static gb_status conv_forward(const gb__node *n, const gb_tensor *const *in,
                     const int64_t oc = r / items, j = r % items;
                     const float v = b ? b[gi * mg + oc] : 0.0f;
                     const float *src = tmp + oc * cols + j * yhw;
-                    float *dst = y + ((b0 + j) * g.c_out + gi * mg + oc) * yhw;
-                    for (int64_t q = 0; q < yhw; q++) dst[q] = src[q] + v;
+                    float *dst = y + ((b0 + j) * g->c_out + gi * mg + oc) * yhw;
+                    if (acc)
+                        for (int64_t q = 0; q < yhw; q++) dst[q] += src[q];
+                    else
+                        for (int64_t q = 0; q < yhw; q++) dst[q] = src[q] + v;
                 }
             }
         }
     }
+}
+
+/* dX += conv's input gradient (the adjoint of conv_run):
+ *   dX_g = col2im(W_g^T (kg, mg) * dY_g (mg, yhw))
+ * over the same tiles as forward, col2im scatter-adding each tile's columns;
+ * 1x1 stride-1: dX_g += W_g^T dY_g in one GEMM with beta = 1; depthwise: a
+ * direct loop. */
+static void conv_dx(const conv_geom *g, float *dx, const float *dy, const float *w, float *ws,
+                    int nt) {
+    if (g->n == 0) return;
+    if (is_depthwise(g)) {
+        depthwise_dx(dx, dy, w, g, nt);
+        return;
+    }
+    const int64_t cg = g->c_in / g->group, mg = g->c_out / g->group;
+    const int64_t kg = cg * prod3(g->k);
+    const int64_t xhw = prod3(g->x_sp), yhw = prod3(g->y_sp), ow = g->y_sp[2];
+    const int64_t nrows = g->y_sp[0] * g->y_sp[1];
+    const conv_plan pl = plan_conv(g);
+    float *col = ws;
+
+    for (int64_t b0 = 0; b0 < g->n; b0 += pl.items) {
+        const int64_t items = g->n - b0 < pl.items ? g->n - b0 : pl.items;
+        for (int64_t gi = 0; gi < g->group; gi++) {
+            const float *wg = w + gi * mg * kg; /* (mg, kg) */
+            float *dxg = dx + (b0 * g->c_in + gi * cg) * xhw;
+            const float *dyg = dy + (b0 * g->c_out + gi * mg) * yhw;
+            if (pl.direct) { /* dX_g (cg, xhw) += W_g^T (cg, mg) * dY_g (mg, yhw) */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cg, (int)yhw, (int)mg,
+                            1.0f, wg, (int)kg, dyg, (int)yhw, 1.0f, dxg, (int)xhw);
+            } else if (pl.items == 1) {
+                for (int64_t r0 = 0; r0 < nrows; r0 += pl.rows) {
+                    const int64_t r1 = r0 + pl.rows < nrows ? r0 + pl.rows : nrows;
+                    const int64_t cols = (r1 - r0) * ow;
+                    /* col (kg, cols) = W_g^T * dY_g[:, tile] */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kg, (int)cols,
+                                (int)mg, 1.0f, wg, (int)kg, dyg + r0 * ow, (int)yhw, 0.0f, col,
+                                (int)cols);
+                    col2im(dxg, 0, col, cols, 1, cg, g, r0, r1, nt);
+                }
+            } else {
+                /* dY of several items side by side in tmp (mg, items * yhw),
+                 * one GEMM into col (kg, items * yhw), then col2im per item */
+                const int64_t cols = items * yhw;
+                float *tmp = col + kg * pl.cols;
+                pack_items(tmp, dyg, g->c_out * yhw, items, mg, yhw, nt);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kg, (int)cols, (int)mg,
+                            1.0f, wg, (int)kg, tmp, (int)cols, 0.0f, col, (int)cols);
+                col2im(dxg, g->c_in * xhw, col, cols, items, cg, g, 0, nrows, nt);
+            }
+        }
+    }
+}
+
+/* dW += conv's weight gradient: dW_g (mg, kg) += dY_g (mg, yhw) * im2col(X_g)^T
+ * (yhw, kg), one GEMM with beta = 1 per (batch item or item block, group,
+ * tile). */
+static void conv_dw(const conv_geom *g, float *dw, const float *x, const float *dy, float *ws,
+                    int nt) {
+    if (g->n == 0) return;
+    if (is_depthwise(g)) {
+        depthwise_dw(dw, x, dy, g, nt);
+        return;
+    }
+    const int64_t cg = g->c_in / g->group, mg = g->c_out / g->group;
+    const int64_t kg = cg * prod3(g->k);
+    const int64_t xhw = prod3(g->x_sp), yhw = prod3(g->y_sp), ow = g->y_sp[2];
+    const int64_t nrows = g->y_sp[0] * g->y_sp[1];
+    const conv_plan pl = plan_conv(g);
+    float *col = ws;
+
+    for (int64_t b0 = 0; b0 < g->n; b0 += pl.items) {
+        const int64_t items = g->n - b0 < pl.items ? g->n - b0 : pl.items;
+        for (int64_t gi = 0; gi < g->group; gi++) {
+            float *dwg = dw + gi * mg * kg; /* (mg, kg) */
+            const float *xg = x + (b0 * g->c_in + gi * cg) * xhw;
+            const float *dyg = dy + (b0 * g->c_out + gi * mg) * yhw;
+            if (pl.direct) { /* dW_g (mg, cg) += dY_g (mg, yhw) * X_g^T (yhw, cg) */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mg, (int)kg, (int)yhw,
+                            1.0f, dyg, (int)yhw, xg, (int)xhw, 1.0f, dwg, (int)kg);
+            } else if (pl.items == 1) {
+                for (int64_t r0 = 0; r0 < nrows; r0 += pl.rows) {
+                    const int64_t r1 = r0 + pl.rows < nrows ? r0 + pl.rows : nrows;
+                    const int64_t cols = (r1 - r0) * ow;
+                    im2col(col, cols, xg, cg, g, r0, r1, nt);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mg, (int)kg,
+                                (int)cols, 1.0f, dyg + r0 * ow, (int)yhw, col, (int)cols, 1.0f,
+                                dwg, (int)kg);
+                }
+            } else {
+                const int64_t cols = items * yhw;
+                float *tmp = col + kg * pl.cols;
+                for (int64_t j = 0; j < items; j++)
+                    im2col(col + j * yhw, cols, xg + j * g->c_in * xhw, cg, g, 0, nrows, nt);
+                pack_items(tmp, dyg, g->c_out * yhw, items, mg, yhw, nt);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)mg, (int)kg, (int)cols,
+                            1.0f, tmp, (int)cols, col, (int)cols, 1.0f, dwg, (int)kg);
+            }
+        }
+    }
+}
+
+/* dB[c] += sum over batch items and positions of dY[n, c, :] (in double),
+ * parallel over channels. */
+static void bias_grad(float *db, const float *dy, int64_t n, int64_t c, int64_t plane, int nt) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (n * c * plane > GB_PAR_MIN)
+    for (int64_t oc = 0; oc < c; oc++) {
+        double acc = 0.0;
+        for (int64_t bi = 0; bi < n; bi++) {
+            const float *row = dy + (bi * c + oc) * plane;
+            float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t q = 0; q < plane; q++) s += row[q];
+            acc += s;
+        }
+        db[oc] += (float)acc;
+    }
+}
+
+/* ---- forward and backward ------------------------------------------------ */
+
+static gb_status conv_forward(const gb__node *n, const gb_tensor *const *in,
+                              gb_tensor *const *out, const gb__exec *ex) {
+    conv_geom g;
+    if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
+    if ((size_t)conv_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
+    const float *b = n->n_in > 2 && in[2] ? GB_CF32(in[2]) : NULL;
+    conv_run(&g, GB_F32(out[0]), GB_CF32(in[0]), GB_CF32(in[1]), b, false, ex->ws,
+             ex->n_threads);
     return GB_OK;
 }
 
+/* Conv backward (Y = conv(X, W) + B, G = dY):
+ *   dX[n, ic, o*s + t*d - pb] += sum_{oc in group(ic)} W[oc, ic', t] * G[n, oc, o]
+ *                                 (= col2im(W_g^T G_g): a ConvTranspose of G)
+ *   dW[oc, ic', t] += sum_{n, o} G[n, oc, o] * X[n, ic, o*s + t*d - pb]   (= G_g im2col(X_g)^T)
+ *   dB[oc] += sum_{n, o} G[n, oc, o]
+ * positions in the padding contributing nothing. dW and dB only when asked. */
+static gb_status conv_backward(const gb__node *n, const gb_tensor *const *in,
+                               const gb_tensor *const *out, const gb_tensor *const *dout,
+                               gb_tensor *const *din, const gb__exec *ex) {
+    if (!dout[0]) return GB_OK;
+    conv_geom g;
+    if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
+    if ((size_t)conv_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
+    const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]), *dy = GB_CF32(dout[0]);
+    const int nt = ex->n_threads;
+    if (din[0]) conv_dx(&g, GB_F32(din[0]), dy, w, ex->ws, nt);
+    if (din[1]) conv_dw(&g, GB_F32(din[1]), x, dy, ex->ws, nt);
+    if (n->n_in > 2 && in[2] && din[2])
+        bias_grad(GB_F32(din[2]), dy, g.n, g.c_out, prod3(g.y_sp), nt);
+    return GB_OK;
+}
+
+/* ConvTranspose forward: Y = B + (the input gradient of the swapped Conv
+ * applied to X), i.e. Y_g = col2im(W_g^T X_g) tile by tile. */
 static gb_status convt_forward(const gb__node *n, const gb_tensor *const *in,
                                gb_tensor *const *out, const gb__exec *ex) {
     conv_geom g;
     if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
-    const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]);
+    const conv_geom gs = swap_geom(&g);
+    if ((size_t)conv_ws_floats(&gs) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
     const float *b = n->n_in > 2 && in[2] ? GB_CF32(in[2]) : NULL;
     float *y = GB_F32(out[0]);
-    const int nt = ex->n_threads;
-    if ((size_t)convt_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
-
-    const int64_t cg = g.c_in / g.group, mg = g.c_out / g.group, kvol = prod3(g.k);
-    const int64_t xhw = prod3(g.x_sp), yhw = prod3(g.y_sp);
-    const bool pointwise = convt_is_pointwise(&g);
-    float *col = ex->ws;
+    const int64_t yhw = prod3(g.y_sp);
     for (int64_t bi = 0; bi < g.n; bi++)
-        for (int64_t gi = 0; gi < g.group; gi++) {
-            const float *xg = x + (bi * g.c_in + gi * cg) * xhw; /* (cg, xhw) */
-            const float *wg = w + gi * cg * mg * kvol;          /* (cg, mg * kvol) */
-            float *yg = y + (bi * g.c_out + gi * mg) * yhw;     /* (mg, yhw) */
-            fill_bias(yg, b, gi * mg, mg, yhw, nt);
-            if (pointwise) { /* Y_g (mg, yhw) += W_g^T * X_g */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)mg, (int)xhw, (int)cg,
-                            1.0f, wg, (int)mg, xg, (int)xhw, 1.0f, yg, (int)yhw);
-                continue;
-            }
-            /* col (mg * kvol, xhw) = W_g^T * X_g */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(mg * kvol), (int)xhw,
-                        (int)cg, 1.0f, wg, (int)(mg * kvol), xg, (int)xhw, 0.0f, col, (int)xhw);
-            col2im(yg, col, mg, &g, nt);
-        }
+        fill_bias(y + bi * g.c_out * yhw, b, 0, g.c_out, yhw, ex->n_threads);
+    conv_dx(&gs, y, GB_CF32(in[0]), GB_CF32(in[1]), ex->ws, ex->n_threads);
+    return GB_OK;
+}
+
+/* ConvTranspose backward (Y[n, oc, i*s + t*d - pb] += X[n, ic, i] W[ic, oc', t], G = dY):
+ *   dX[n, ic, i] += sum_{oc', t} W[ic, oc', t] * G[n, oc, i*s + t*d - pb]
+ *                   (= the swapped Conv of G with W: conv_run, accumulating)
+ *   dW[ic, oc', t] += sum_{n, i} X[n, ic, i] * G[n, oc, i*s + t*d - pb]
+ *                   (= the swapped Conv's weight gradient with X as its dY)
+ *   dB[oc] += sum_{n, o} G[n, oc, o] */
+static gb_status convt_backward(const gb__node *n, const gb_tensor *const *in,
+                                const gb_tensor *const *out, const gb_tensor *const *dout,
+                                gb_tensor *const *din, const gb__exec *ex) {
+    if (!dout[0]) return GB_OK;
+    conv_geom g;
+    if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
+    const conv_geom gs = swap_geom(&g);
+    if ((size_t)conv_ws_floats(&gs) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
+    const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]), *dy = GB_CF32(dout[0]);
+    const int nt = ex->n_threads;
+    if (din[0]) conv_run(&gs, GB_F32(din[0]), dy, w, NULL, true, ex->ws, nt);
+    if (din[1]) conv_dw(&gs, GB_F32(din[1]), dy, x, ex->ws, nt);
+    if (n->n_in > 2 && in[2] && din[2])
+        bias_grad(GB_F32(din[2]), dy, g.n, g.c_out, prod3(g.y_sp), nt);
     return GB_OK;
 }
 
 /* ---- registration -------------------------------------------------------- */
 
-const gb__op gb__op_Conv = {
-    .name = "Conv", .init = conv_init, .infer = conv_infer, .forward = conv_forward};
-const gb__op gb__op_ConvTranspose = {
-    .name = "ConvTranspose", .init = convt_init, .infer = conv_infer, .forward = convt_forward};
+const gb__op gb__op_Conv = {.name = "Conv",
+                            .init = conv_init,
+                            .infer = conv_infer,
+                            .forward = conv_forward,
+                            .backward = conv_backward};
+const gb__op gb__op_ConvTranspose = {.name = "ConvTranspose",
+                                     .init = convt_init,
+                                     .infer = conv_infer,
+                                     .forward = convt_forward,
+                                     .backward = convt_backward};
 
 const gb__op *const gb__ops_conv[] = {&gb__op_Conv, &gb__op_ConvTranspose, NULL};

@@ -180,6 +180,59 @@ static void ref_convt(float *y, const float *x, const float *w, const float *b,
             }
 }
 
+/* Naive backward of both ops, the adjoint of the loop nests above, in double:
+ * every multiply-add y += x * w of the forward gives gx += gy * w and
+ * gw += gy * x, and gb[oc] sums gy over batch items and positions. a* receive
+ * the sums of absolute terms (the scale of float rounding in the kernels). */
+typedef struct {
+    double *gx, *ax, *gw, *aw, *gb, *ab;
+} ref_grads;
+
+static void ref_backward(const ref_grads *r, const float *x, const float *w, const float *gy,
+                         const conv_case *c, const ref_geom *g) {
+    const int rk = c->r;
+    const int64_t cg = c->cin / c->group, mg = c->cout / c->group;
+    const int64_t xs = sp_count(rk, c->x), ys = sp_count(rk, g->out), ks = sp_count(rk, c->k);
+    for (int64_t n = 0; n < c->n; n++)
+        for (int64_t oc = 0; oc < c->cout; oc++)
+            for (int64_t q = 0; q < ys; q++) {
+                const double gv = gy[(n * c->cout + oc) * ys + q];
+                r->gb[oc] += gv;
+                r->ab[oc] += fabs(gv);
+            }
+    /* one (X element, W element, Y element) triple per multiply-add */
+    for (int64_t n = 0; n < c->n; n++)
+        for (int64_t oc = 0; oc < c->cout; oc++) {
+            const int64_t grp = oc / mg, ocl = oc % mg;
+            for (int64_t icl = 0; icl < cg; icl++) {
+                const int64_t ic = grp * cg + icl;
+                for (int64_t kq = 0; kq < ks; kq++) {
+                    int64_t t[3], a[3], pos[3];
+                    sp_coords(rk, c->k, kq, t);
+                    /* Conv: a walks Y, pos = a*s + t*d - pb in X; ConvTranspose:
+                     * a walks X, pos = a*s + t*d - pb in Y */
+                    const int64_t na = c->transpose ? xs : ys;
+                    const int64_t wi = c->transpose ? (ic * mg + ocl) * ks + kq
+                                                    : (oc * cg + icl) * ks + kq;
+                    for (int64_t qa = 0; qa < na; qa++) {
+                        sp_coords(rk, c->transpose ? c->x : g->out, qa, a);
+                        for (int i = 0; i < rk; i++)
+                            pos[i] = a[i] * geti(c->s, i, 1) + t[i] * geti(c->d, i, 1) - g->pb[i];
+                        const int64_t qp = sp_index(rk, c->transpose ? g->out : c->x, pos);
+                        if (qp < 0) continue;
+                        const int64_t xi = (n * c->cin + ic) * xs + (c->transpose ? qa : qp);
+                        const int64_t yi = (n * c->cout + oc) * ys + (c->transpose ? qp : qa);
+                        const double gv = gy[yi];
+                        r->gx[xi] += gv * w[wi];
+                        r->ax[xi] += fabs(gv * w[wi]);
+                        r->gw[wi] += gv * x[xi];
+                        r->aw[wi] += fabs(gv * x[xi]);
+                    }
+                }
+            }
+        }
+}
+
 /* ---- driving the op through its interface ------------------------------------ */
 
 typedef struct {
@@ -241,6 +294,74 @@ static float *rand_tensor(gb_tensor *t, int ndim, const int64_t *dims) {
     for (int64_t i = 0; i < t->numel; i++) p[i] = frand();
     t->data = p;
     return p;
+}
+
+/* got == start + want within float rounding of the terms' scale. */
+static void expect_grad(const char *what, const conv_case *c, const float *got,
+                        const float *start, const double *want, const double *scale, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const double e = (double)start[i] + want[i];
+        const double tol = 1e-5 + 2e-5 * scale[i] + 1e-6 * fabs(e);
+        if (!(fabs((double)got[i] - e) <= tol))
+            fail_msg("%s %s element %lld: got %.7g, want %.7g (tol %.2g)",
+                     c->transpose ? "ConvTranspose" : "Conv", what, (long long)i, (double)got[i],
+                     e, tol);
+    }
+}
+
+/* Backward of the case whose forward just ran: dY random; dX, dW, dB start
+ * random (backward must ADD to them) and are compared with the naive
+ * adjoint. Runs all three gradients, then dX alone (weight gradients off:
+ * din[1], din[2] NULL), then dW and dB alone; dout NULL must change nothing. */
+static void check_backward(node_box *nb, const conv_case *c, gb_tensor *const *in,
+                           const gb_tensor *y, const gb__exec *ex, const ref_geom *g) {
+    const gb_tensor *x = in[0], *w = in[1];
+    gb_tensor dy, gx, gw, gb;
+    float *dyp = rand_tensor(&dy, y->ndim, y->dims);
+    int64_t bd[1] = {c->cout};
+    const int64_t nx = x->numel, nw = w->numel, nb_ = c->cout;
+    float *x0 = malloc(sizeof(float) * (size_t)nx), *w0 = malloc(sizeof(float) * (size_t)nw);
+    float *b0 = malloc(sizeof(float) * (size_t)nb_);
+    rand_tensor(&gx, x->ndim, x->dims);
+    rand_tensor(&gw, w->ndim, w->dims);
+    rand_tensor(&gb, 1, bd);
+    assert_non_null(x0);
+    assert_non_null(w0);
+    assert_non_null(b0);
+    double *buf = calloc((size_t)(2 * (nx + nw + nb_)), sizeof(double));
+    assert_non_null(buf);
+    ref_grads r = {.gx = buf, .ax = buf + nx, .gw = buf + 2 * nx, .aw = buf + 2 * nx + nw,
+                   .gb = buf + 2 * (nx + nw), .ab = buf + 2 * (nx + nw) + nb_};
+    ref_backward(&r, GB_CF32(x), GB_CF32(w), dyp, c, g);
+    double *zero = calloc((size_t)(nx + nw + nb_), sizeof(double));
+    assert_non_null(zero);
+    const gb_tensor *outs[1] = {y}, *douts[1] = {&dy};
+    for (int mode = 0; mode < 4; mode++) {
+        /* 0: dX, dW, dB; 1: dX only; 2: dW, dB only; 3: dout NULL */
+        for (int64_t i = 0; i < nx; i++) x0[i] = GB_F32(&gx)[i] = frand();
+        for (int64_t i = 0; i < nw; i++) w0[i] = GB_F32(&gw)[i] = frand();
+        for (int64_t i = 0; i < nb_; i++) b0[i] = GB_F32(&gb)[i] = frand();
+        const bool want_x = mode <= 1, want_w = mode == 0 || mode == 2;
+        gb_tensor *din[3] = {want_x ? &gx : NULL, want_w ? &gw : NULL,
+                             want_w && c->bias ? &gb : NULL};
+        const gb_tensor *dout[1] = {mode == 3 ? NULL : douts[0]};
+        gb_status st = nb->node.op->backward(&nb->node, (const gb_tensor *const *)in, outs, dout,
+                                             din, ex);
+        assert_int_equal(st, GB_OK);
+        const bool got_x = want_x && mode != 3, got_w = want_w && mode != 3;
+        expect_grad("dX", c, GB_F32(&gx), x0, got_x ? r.gx : zero, r.ax, nx);
+        expect_grad("dW", c, GB_F32(&gw), w0, got_w ? r.gw : zero, r.aw, nw);
+        expect_grad("dB", c, GB_F32(&gb), b0, got_w && c->bias ? r.gb : zero, r.ab, nb_);
+    }
+    free(zero);
+    free(buf);
+    free(x0);
+    free(w0);
+    free(b0);
+    free(dyp);
+    free(gx.data);
+    free(gw.data);
+    free(gb.data);
 }
 
 static void run_case_threads(const conv_case *c, int n_threads) {
@@ -305,6 +426,8 @@ static void run_case_threads(const conv_case *c, int n_threads) {
             fail_msg("%s element %lld: got %g, want %g", nb.node.op_type, (long long)i,
                      (double)yp[i], (double)yr[i]);
     }
+    /* backward shares the workspace forward asked for */
+    check_backward(&nb, c, in, &y, &ex, &g);
     free(ws);
     free(yp);
     free(yr);
@@ -582,6 +705,20 @@ static void test_convt_attributes(void **state) {
         /* large enough to run col2im in parallel */
         {.transpose = true, .r = 2, .n = 1, .cin = 16, .cout = 8, .group = 1, .x = {20, 20},
          .k = {4, 4}, .s = {2, 2}, .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        /* group == C_out with C_in = 2 * C_out: the swapped Conv is depthwise
+         * with multiplier 2 (direct loops), batched, output_padding */
+        {.transpose = true, .r = 2, .n = 2, .cin = 6, .cout = 3, .group = 3, .x = {5, 6},
+         .k = {3, 3}, .s = {2, 2}, .pads_set = true, .pads = {1, 1, 1, 1}, .outpad = {1, 1},
+         .bias = true},
+        /* depthwise ConvTranspose large enough to run in parallel */
+        {.transpose = true, .r = 2, .n = 1, .cin = 16, .cout = 16, .group = 16, .x = {20, 20},
+         .k = {4, 4}, .s = {2, 2}, .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        /* input plane 40x40 > one tile of 1024 columns: col2im in two tiles */
+        {.transpose = true, .r = 2, .n = 1, .cin = 4, .cout = 3, .group = 1, .x = {40, 40},
+         .k = {3, 3}, .pads_set = true, .pads = {1, 1, 1, 1}, .bias = true},
+        /* 1x1 stride 1 on a big plane: one GEMM, no col2im */
+        {.transpose = true, .r = 2, .n = 2, .cin = 8, .cout = 6, .group = 2, .x = {16, 16},
+         .k = {1, 1}, .bias = true},
     };
     RUN(cs);
 }

@@ -391,7 +391,7 @@ typedef struct {
 
 /* The same table as RUNS in tests/scripts/make_train_fixture.py. */
 static const run_cfg RUNS[] = {
-    {"sgd", GB_LOSS_CROSS_ENTROPY, SGD, 0.05, 0.9, 0, 0, 0},
+    {"sgd", GB_LOSS_CROSS_ENTROPY, SGD, 0.03, 0.9, 0, 0, 0},
     {"adam", GB_LOSS_CROSS_ENTROPY, ADAM, 3e-3, 0.9, 0.999, 1e-8, 0},
     {"nesterov", GB_LOSS_MSE, SGD, 0.02, 0.9, 0, 1, 1e-3},
     {"damp", GB_LOSS_CROSS_ENTROPY, SGD, 0.05, 0.8, 0.3, 0, 5e-4},

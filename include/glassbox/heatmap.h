@@ -16,9 +16,9 @@
  * ---- From a tensor to one value per pixel ----
  * The map is a float32 (or float64) tensor of shape (H, W), (C, H, W) or
  * (1, C, H, W), channels first; (1, H, W) and (1, 1, H, W) are C = 1. A
- * batch of more than one map, an NHWC map or a rank outside 2..4 is
- * GB_ERR_SHAPE (slice or transpose it first). Channels are reduced to one
- * value per pixel by opts.reduce:
+ * batch of more than one map or a rank outside 2..4 is GB_ERR_SHAPE (slice
+ * it first). An NHWC map cannot be told apart from NCHW: transpose it
+ * first. Channels are reduced to one value per pixel by opts.reduce:
  *   GB_REDUCE_AUTO     SUM for signed maps, MAX_ABS for magnitude maps;
  *   GB_REDUCE_SUM      sum over channels: the pixel's net contribution (what
  *                      Integrated Gradients' completeness adds up);
@@ -68,12 +68,15 @@
  * ratio is stretched. Then the whole picture is magnified by opts.scale with
  * nearest-neighbour (no blur: a 28x28 saliency map keeps its pixel grid);
  * opts.scale = 0 picks the smallest factor that makes the longer side at
- * least GB_HEATMAP_MIN_SIDE (224) pixels.
+ * least GB_HEATMAP_MIN_SIDE (224) pixels, at most GB_HEATMAP_MAX_SCALE
+ * (a 28x28 Fashion-MNIST map becomes 224x224; a photo stays 1:1).
  *
  * ---- Text ----
- * Labels use stb_easy_font (ASCII). In a title, UTF-8 dashes and quotes
- * become '-', '\'' and '"', other non-ASCII characters '?'; '\n' starts a
- * new line. The panel widens to fit a long title.
+ * Labels use stb_easy_font (ASCII). In a title, UTF-8 dashes, minus signs
+ * and curly quotes become '-', '\'' and '"' (also x for U+00D7, +- for
+ * U+00B1, ... for U+2026, u for mu), other non-ASCII characters and invalid
+ * UTF-8 bytes '?', control characters ' '; '\n' starts a new line. The panel widens to fit a long title; a title over
+ * GB_HEATMAP_MAX_TITLE bytes is GB_ERR_ARG.
  *
  * Output images are packed RGB (3 channels), created by this library: free
  * them with gb_image_free. On failure *out is NULL. Errors, with one-line
@@ -96,6 +99,7 @@ extern "C" {
 
 #define GB_HEATMAP_MIN_SIDE 224   /* opts.scale = 0 magnifies up to this */
 #define GB_HEATMAP_MAX_SCALE 64
+#define GB_HEATMAP_MAX_TITLE 1024  /* bytes */
 
 typedef enum {
     GB_HEATMAP_MAGNITUDE,    /* |value|, sequential colormap over [0, L] */
@@ -128,8 +132,10 @@ typedef enum {
     GB_BASE_AUTO,    /* LIGHT for signed maps, DARK for magnitude maps */
     GB_BASE_COLOR,   /* the image as it is */
     GB_BASE_GRAY,    /* its luma g (as gb_image_convert) */
-    GB_BASE_LIGHT,   /* 255 - (255 - g) / 2: the dark ends of a diverging map show on black */
-    GB_BASE_DARK,    /* 0.6 g: the bright end of viridis / inferno shows on white */
+    GB_BASE_LIGHT,   /* (g + 255) / 2 rounded down: the dark ends of a diverging map
+                        stay visible on black */
+    GB_BASE_DARK,    /* round(0.6 g): the bright end of viridis / inferno stays
+                        visible on white */
     GB_BASE_COUNT
 } gb_heatmap_base;
 
@@ -174,7 +180,8 @@ typedef struct {
 gb_status gb_heatmap_limits(gb_ctx *ctx, const gb_tensor *map, const gb_heatmap_opts *opts,
                             gb_heatmap_stats *out);
 
-/* The map alone in colour: (H * s) x (W * s) RGB, s = the scale. */
+/* The map alone in colour: (H * s) x (W * s) RGB, s = the scale (auto:
+ * from the map's size). */
 gb_status gb_heatmap_render(gb_ctx *ctx, const gb_tensor *map, const gb_heatmap_opts *opts,
                             gb_image **out);
 
@@ -197,10 +204,12 @@ gb_status gb_heatmap_overlay(gb_ctx *ctx, const gb_image *base, const gb_tensor 
  * Layout in pixels, for n tiles of tw x th: text scale
  * ts = clamp(n * tw / 450, 2, 6) (integer division; stb_easy_font units are
  * ts x ts pixels, a text line 12 ts), margin m = 6 ts, gap g = 4 ts.
- * Width: max(row, title, legend line) + 2 m, row = n tw + (n - 1) g,
- * centred. Rows from the top: m; title lines (12 ts each) + g if a title;
- * captions (12 ts); tiles (th); with the legend: 2 g, bar (6 ts), ticks
- * (3 ts), labels (12 ts), the legend line (10 ts); m. */
+ * Width: max(row, title, legend line) + 2 m, the row centred in it; row =
+ * n slots + (n - 1) g, a slot as wide as its tile or as its caption if that
+ * is wider (tiny tiles at scale 1), the tile centred in it. Rows from the
+ * top: m; title lines (12 ts each) + g if a title; captions (12 ts); tiles
+ * (th); with the legend: 2 g, bar (6 ts), ticks (3 ts), labels (12 ts),
+ * the legend line (10 ts); m. E.g. a 28x28 image at s = 8: 712 x 350. */
 gb_status gb_heatmap_panel(gb_ctx *ctx, const gb_image *base, const gb_tensor *map,
                            const gb_heatmap_opts *opts, gb_image **out);
 

@@ -317,8 +317,8 @@ static void pixel_rgb(const gb_image *img, int y, int x, uint8_t rgb[3]) {
 static void base_pixel(gb_heatmap_base how, uint8_t b[3]) {
     if (how == GB_BASE_COLOR) return;
     int g = gb__luma(b[0], b[1], b[2]);
-    if (how == GB_BASE_LIGHT) g = 255 - (255 - g + 1) / 2;    /* halfway to white */
-    if (how == GB_BASE_DARK) g = (g * 3 + 2) / 5;             /* 60% */
+    if (how == GB_BASE_LIGHT) g = (g + 255) / 2;      /* halfway to white */
+    if (how == GB_BASE_DARK) g = (g * 3 + 2) / 5;     /* round(0.6 g) */
     b[0] = b[1] = b[2] = (uint8_t)g;
 }
 
@@ -436,7 +436,7 @@ static void ascii_text(const char *s, char *out) {
             p++;
             continue;
         }
-        int len = c >= 0xF0 && c < 0xF8 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        int len = c >= 0xF8 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
         unsigned cp = len == 4 ? c & 7 : len == 3 ? c & 15 : c & 31;
         int ok = len > 1;
         for (int i = 1; i < len && ok; i++) {
@@ -585,10 +585,21 @@ gb_status gb_heatmap_panel(gb_ctx *ctx, const gb_image *base, const gb_tensor *m
     int ts = (nt * tw) / 450;
     ts = ts < 2 ? 2 : ts > 6 ? 6 : ts;
     int margin = 6 * ts, gap = 4 * ts, line = FONT_LINE * ts;
-    int row_w = nt * tw + (nt - 1) * gap;
+    int slot = tw;      /* a tile's column: as wide as the tile or its caption */
+    for (int i = 0; i < nt; i++) {
+        int cw = text_width(caps[i], NULL) * ts;
+        if (cw > slot) slot = cw;
+    }
+    int row_w = nt * slot + (nt - 1) * gap;
     int title_lines = 0, title_w = 0;
     if (f.o.title && *f.o.title) {
-        title = malloc(strlen(f.o.title) + 1);
+        size_t tlen = strlen(f.o.title);
+        if (tlen > GB_HEATMAP_MAX_TITLE) {
+            st = gb__err(ctx, GB_ERR_ARG, "%s: opts.title has %zu bytes (at most %d)", who, tlen,
+                         GB_HEATMAP_MAX_TITLE);
+            goto done;
+        }
+        title = malloc(tlen + 1);
         if (!title) {
             st = gb__err(ctx, GB_ERR_NOMEM, "%s: out of memory", who);
             goto done;
@@ -634,10 +645,10 @@ gb_status gb_heatmap_panel(gb_ctx *ctx, const gb_image *base, const gb_tensor *m
         }
     }
     for (int i = 0; i < nt; i++) {
-        int x = x_row + i * (tw + gap);
+        int x = x_row + i * (slot + gap);
         int cw = text_width(caps[i], NULL) * ts;
-        draw_text(img, x + (tw - cw) / 2, y_caps, caps[i], ts, C_TEXT);
-        blit(img, x, y_tiles, tiles[i], s);
+        draw_text(img, x + (slot - cw) / 2, y_caps, caps[i], ts, C_TEXT);
+        blit(img, x + (slot - tw) / 2, y_tiles, tiles[i], s);
     }
     if (f.o.legend) {
         /* The bar runs over the row's width, from lo (left) to hi (right),

@@ -1,6 +1,6 @@
 /*
  * conv.c — Conv and ConvTranspose (ONNX default domain, opsets 1 and 11;
- * 1-, 2- and 3-D spatial).
+ * 1-, 2- and 3-D spatial), forward and backward.
  *
  * Conv:  X (N, C_in, *in) and W (C_out, C_in/group, *k), optional B (C_out)
  *        -> Y (N, C_out, *out) with
@@ -40,9 +40,22 @@
  * 1x1 stride-1 unpadded convs run SGEMM directly on the input; for N > 1 with
  * a small output plane several batch items are laid side by side in one
  * column buffer and multiplied by one larger GEMM; depthwise convs use a
- * direct loop parallel over channels. ConvTranspose is SGEMM (W^T X) + col2im.
- * im2col / col2im are parallel over rows with OpenMP; SGEMM is never called
- * inside a parallel region (OpenBLAS threads itself).
+ * direct loop parallel over channels.
+ *
+ * Backward (vector-Jacobian products, accumulated into din):
+ *  - Conv dX = col2im(W_g^T dY_g) per group, over the same tiles as forward
+ *    (col2im parallel over input channels: race-free); 1x1 stride 1: one
+ *    GEMM into dX with beta = 1; depthwise: a direct loop over (n, c).
+ *  - Conv dW += dY_g im2col(X_g)^T (GEMM, beta = 1); dB += sum of dY over N
+ *    and positions. Only computed when din[1] / din[2] are non-NULL.
+ *  - ConvTranspose is the adjoint of the Conv taking ConvTranspose's output
+ *    as its input (swap_geom), with the same W layout. So ConvTranspose's
+ *    forward is that Conv's dX kernel (tiled col2im), its dX is that Conv's
+ *    forward, and its dW is that Conv's dW with the roles of X and dY swapped.
+ * One plan (plan_conv) serves forward and both gradients, so backward needs
+ * no more workspace than forward. im2col / col2im / depthwise loops are
+ * parallel with OpenMP; SGEMM is never called inside a parallel region
+ * (OpenBLAS's OpenMP build shares the thread pool).
  */
 #include "ops/util.h"
 

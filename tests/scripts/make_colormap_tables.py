@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Write the colormap lookup tables of src/io/heatmap.c from matplotlib's
-published colormap data, and the reference values of tests/unit/test_heatmap.c.
+"""Write the colormap lookup tables (src/io/colormap.c, used by src/io/heatmap.c)
+from matplotlib's published colormap data, and the reference values of
+tests/unit/test_heatmap.c.
 
 Outputs (both committed; re-run only to change the maps):
   src/io/colormap.c                     the tables and gb_colormap_lut()
@@ -177,6 +178,13 @@ fx.append("};")
 
 # ---- numpy.percentile (default method 'linear') on arrays with ties and zeros ------
 
+def cfloat(v):   # a C float literal: "-0.5f", "3.0f", "1e-05f"
+    t = "%.9g" % float(v)
+    if not any(c in t for c in ".e"):
+        t += ".0"
+    return t + "f"
+
+
 rng = np.random.default_rng(20240612)
 arrays = [
     np.round(rng.normal(0, 1, 301), 1),                         # many ties, signed
@@ -190,7 +198,7 @@ for k, a in enumerate(arrays):
     a = a.astype(np.float32)
     fx.append("static const float pct_x%d[%d] = {" % (k, a.size))
     for i in range(0, a.size, 8):
-        fx.append("    " + " ".join("%.9gf," % v for v in a[i:i + 8]))
+        fx.append("    " + " ".join(cfloat(v) + "," for v in a[i:i + 8]))
     fx.append("};")
 fx.append("""static const struct {
     const float *x;

@@ -416,10 +416,12 @@ static void test_reduce_and_shapes(void **state) {
         gb_heatmap_opts o = GB_HEATMAP_OPTS_INIT;
         o.mode = GB_HEATMAP_SIGNED;
         assert_int_equal(gb_heatmap_render(ctx, ts[i], &o, &img), GB_OK);
-        assert_int_equal(img->width, 3 * 75);   /* auto scale: ceil(224 / 3) */
-        assert_int_equal(img->height, 2 * 75);
+        assert_int_equal(img->width, 3 * 64);   /* auto: ceil(224 / 3) = 75, capped at 64 */
+        assert_int_equal(img->height, 2 * 64);
         if (!ref) ref = img;
         else {
+            if (memcmp(img->data, ref->data, (size_t)img->height * img->stride))
+                fail_msg("shape %d differs from (H, W)", i);
             assert_memory_equal(img->data, ref->data, (size_t)img->height * img->stride);
             gb_image_free(img);
         }
@@ -504,7 +506,7 @@ static void test_overlay_alpha(void **state) {
     /* Base modes on pixel 0 (luma of (200, 100, 50) per PIL: 124), opacity 0. */
     static const struct { gb_heatmap_base b; uint8_t g[3]; } modes[] = {
         {GB_BASE_COLOR, {200, 100, 50}}, {GB_BASE_GRAY, {124, 124, 124}},
-        {GB_BASE_LIGHT, {189, 189, 189}},   /* 255 - 131 / 2 rounded down: 255 - 66 */
+        {GB_BASE_LIGHT, {189, 189, 189}},   /* (124 + 255) / 2 = 189.5, rounded down */
         {GB_BASE_DARK, {74, 74, 74}},       /* 0.6 * 124 = 74.4 */
     };
     for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
@@ -552,6 +554,7 @@ static void test_overlay_alpha(void **state) {
     t = tensor(ctx, 2, dims, ramp);
     uint8_t b4[4] = {0, 0, 0, 0};
     gb_image base4 = {.width = 4, .height = 1, .channels = 1, .stride = 4, .data = b4};
+    o.vmax = 1.0;
     assert_int_equal(gb_heatmap_overlay(ctx, &base4, t, &o, &img), GB_OK);
     const double want_v[4] = {0, 0.25, 0.75, 1};
     for (int x = 0; x < 4; x++)
@@ -648,13 +651,17 @@ static void test_panel_layout(void **state) {
     assert_true(count_rgb(p, 0, 12 + 24, 712, 12 + 48, title_rgb) > 100);   /* line two */
     gb_image_free(p);
 
-    /* A long title widens the panel: 120 'W' (advance 6 units) = 1440 px. */
+    /* A long title widens the panel (120 'W', at least 5 units = 10 px each),
+     * the tiles stay centred. */
     char longt[121];
     memset(longt, 'W', 120);
     longt[120] = 0;
     o.title = longt;
     assert_int_equal(gb_heatmap_panel(ctx, base, t, &o, &p), GB_OK);
-    assert_true(p->width >= 1440 + 24);
+    assert_true(p->width >= 1200 + 24);
+    int x0 = (p->width - 688) / 2;
+    assert_int_equal(count_rgb(p, x0, y_tiles + 32, x0 + 224, y_tiles + 32 + 224, green),
+                     224 * 224);
     gb_image_free(p);
 
     /* No legend, no title: just captions and tiles. */
@@ -669,10 +676,15 @@ static void test_panel_layout(void **state) {
     assert_int_equal(p->height, 12 + 24 + 224 + 12);
     assert_int_equal(count_rgb(p, 12, 36, 12 + 112, 36 + 224, vir), 112 * 224);
     gb_image_free(p);
-    /* Explicit scale 1: tiles 28 px. */
+    /* Explicit scale 1: 28 px tiles in slots as wide as the widest caption
+     * ("abs(attribution)"), so captions never overlap. */
     o.scale = 1;
     assert_int_equal(gb_heatmap_panel(ctx, base, t, &o, &p), GB_OK);
-    assert_int_equal(p->width, 3 * 28 + 2 * 8 + 24);
+    assert_true(p->width > 3 * 28 + 2 * 8 + 24);
+    int slot = (p->width - 24 - 16) / 3;
+    assert_true(slot > 28);
+    int xi = 12 + (slot - 28) / 2;
+    assert_int_equal(count_rgb(p, xi, 36, xi + 28, 36 + 28, green), 28 * 28);
     gb_image_free(p);
     /* A map of another size than the base is resampled to it. */
     int64_t d7[2] = {7, 7};
@@ -717,6 +729,20 @@ static void test_text(void **state) {
         gb_image_free(a);
         gb_image_free(b);
     }
+    /* A title over the limit is refused. */
+    char *huge = malloc(GB_HEATMAP_MAX_TITLE + 2);
+    memset(huge, 'x', GB_HEATMAP_MAX_TITLE + 1);
+    huge[GB_HEATMAP_MAX_TITLE + 1] = 0;
+    gb_heatmap_opts ho = GB_HEATMAP_OPTS_INIT;
+    ho.title = huge;
+    gb_image *hi = (gb_image *)&hi;
+    assert_int_equal(gb_heatmap_panel(ctx, NULL, t, &ho, &hi), GB_ERR_ARG);
+    assert_null(hi);
+    assert_msg_has(ctx, "opts.title has 1025 bytes");
+    huge[GB_HEATMAP_MAX_TITLE] = 0;
+    assert_int_equal(gb_heatmap_panel(ctx, NULL, t, &ho, &hi), GB_OK);
+    gb_image_free(hi);
+    free(huge);
     /* An empty title is no title. */
     gb_heatmap_opts o = GB_HEATMAP_OPTS_INIT;
     gb_image *a = NULL, *b = NULL;

@@ -8,6 +8,16 @@
  * their own. The fast kernels (im2col + SGEMM, tiles, batching, pointwise,
  * depthwise, col2im) are compared against them over many attribute
  * combinations; a few cases are pinned to hand values from the ONNX docs.
+ *
+ * Backward: every case also runs the op's backward with a random dY and
+ * compares dX, dW and dB with the naive adjoint of the same loop nests
+ * (ref_backward: each multiply-add y += x * w gives gx += gy * w and
+ * gw += gy * x). The gradient buffers start random, so the += semantics is
+ * checked, and four modes run: all gradients, dX only (din[1], din[2] NULL,
+ * as when explaining), dW and dB only (din[0] NULL), and dout NULL (no
+ * change). Backward gets exactly the workspace infer asked for. The
+ * finite-difference check on ONNX's backend cases (gb_gradcheck) is the
+ * independent check of the reference itself.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -344,8 +344,9 @@ def main():
         "onnx_bytes": os.path.getsize(onnx_path),
         "onnx_op_types": op_types,
         "data_mean_exact": mean_exact, "data_std_exact": std_exact,
-        "args": vars(args),
+        "args": {**vars(args), "out": os.path.relpath(args.out, os.path.dirname(here))},
         "train_seconds": train_seconds, "total_seconds": total_seconds,
+        "cpu_seconds": time.process_time(),
         "torch": torch.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "machine": platform.machine(),
         "cpu_threads": torch.get_num_threads(),
@@ -354,7 +355,8 @@ def main():
         json.dump(metrics, f, indent=2)
         f.write("\n")
     print(f"wrote {args.out}: onnx {metrics['onnx_bytes']} bytes, ops {op_types}; "
-          f"training {train_seconds:.0f} s, total {total_seconds:.0f} s")
+          f"training {train_seconds:.0f} s, total {total_seconds:.0f} s, "
+          f"CPU {metrics['cpu_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

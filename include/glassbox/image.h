@@ -54,10 +54,14 @@
  *
  * Errors (one-line messages "image: <path or 'buffer'>: <what>"):
  *   GB_ERR_IO           the file cannot be opened or read (with strerror);
- *   GB_ERR_FORMAT       not an image, a truncated file (checked by walking
- *                       the PNG chunks to IEND, the BMP pixel array and the
- *                       PGM/PPM data length; stb rejects truncated JPEGs
- *                       itself), or stb_image's failure reason;
+ *   GB_ERR_FORMAT       not an image; a truncated or structurally broken
+ *                       file (checked before stb runs: the PNG chunks up
+ *                       to IEND, the JPEG markers up to EOI with their
+ *                       Huffman/quantization tables defined before use,
+ *                       the BMP pixel array, the PGM/PPM data length —
+ *                       stb_image 2.27 decodes some truncated files and
+ *                       misbehaves on undefined JPEG tables); or
+ *                       stb_image's failure reason for the pixel data;
  *   GB_ERR_UNSUPPORTED  a known but unsupported format or variant, or an
  *                       image over the size limits below;
  *   GB_ERR_NOMEM        out of memory.

@@ -12,6 +12,8 @@ enum { GB_EXIT_OK = 0, GB_EXIT_FAIL = 1, GB_EXIT_USAGE = 2 };
 int gb_cmd_info(int argc, char **argv);
 int gb_cmd_run(int argc, char **argv);
 int gb_cmd_grad(int argc, char **argv);
+int gb_cmd_predict(int argc, char **argv);
+int gb_cmd_explain(int argc, char **argv);
 
 /* Print "glassbox: <msg>" to stderr as one line. */
 void gb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -29,6 +29,8 @@ static const struct {
 } commands[] = {
     {"info", gb_cmd_info, "MODEL                      inputs, outputs, nodes with shapes, params and FLOPs"},
     {"run", gb_cmd_run, "--model M --input x.npy... --out-dir D   run forward, write every output as .npy"},
+    {"predict", gb_cmd_predict, "[--model M] --image FILE|DIR... [--top K]   top-K classes with labels and probabilities"},
+    {"explain", gb_cmd_explain, "[--model M] [--image F | --input x.npy] --method NAME,...   attribution heatmaps"},
     {"grad", gb_cmd_grad, "--model M --input x.npy [--target K] [--at T] --out g.npy   gradient of a logit"},
 };
 

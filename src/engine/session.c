@@ -192,6 +192,9 @@ static gb_status infer_and_fold(gb_session *s) {
                 continue;
             }
             size_t bytes = (size_t)out[k]->numel * gb_dtype_size(out[k]->dtype);
+            if (ctx->mem_limit && bytes > ctx->mem_limit)
+                return gb__err(ctx, GB_ERR_NOMEM, "%s (%s): constant of %.1f MiB is over the context's memory limit",
+                               n->name, n->op_type, bytes / 1048576.0);
             s->owned[id] = malloc(bytes ? bytes : 1);
             if (!s->owned[id]) return gb__err(ctx, GB_ERR_NOMEM, "out of memory folding %s", n->name);
             out[k]->data = s->owned[id];

@@ -53,6 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gb_ctx *ctx = NULL;
     if (gb_ctx_create(&ctx) != GB_OK) return 0;
     gb_ctx_set_threads(ctx, 1);
+    /* A 160-byte model can ask for gigabytes (a pad of 2^31): cap the plan. */
+    gb_ctx_set_mem_limit(ctx, FUZZ_MAX_ARENA);
     gb_model *m = NULL;
     if (gb_model_load_buffer(ctx, data, size, &m) != GB_OK) {
         check_message(ctx);

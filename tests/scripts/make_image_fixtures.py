@@ -202,6 +202,24 @@ def make_images():
     return {"rgb": rgb, "gray": gray}
 
 
+def jpeg_segments(data):
+    """{marker: [offset of the first byte after the length field, ...]}"""
+    segs, p = {}, 2
+    while p < len(data):
+        assert data[p] == 0xFF
+        m = data[p + 1]
+        p += 2
+        if m == 0xD9:
+            break
+        n = struct.unpack(">H", data[p:p + 2])[0]
+        segs.setdefault(m, []).append(p + 2)
+        p += n
+        if m == 0xDA:   # skip entropy-coded data
+            while not (data[p] == 0xFF and data[p + 1] not in (0x00, *range(0xD0, 0xD8))):
+                p += 1
+    return segs
+
+
 def make_bad():
     bad = []
     with open(path("text.png"), "w") as f:
@@ -236,6 +254,34 @@ def make_bad():
     # A PNG whose IDAT holds too few pixels: stb's own error.
     write_png_raw("short_idat.png", 8, 8, 8, 0, [b"\x00" * 8] * 3)
     bad.append(("short_idat.png", "GB_ERR_FORMAT"))
+    # JPEGs that stb_image 2.27 mishandles (image.c's jpeg_check refuses
+    # them): a scan using an undefined Huffman table (stb reads
+    # uninitialized memory and may abort on an assert), a Huffman table
+    # with 4080 codes (stb overruns a 257-entry array), a component using an
+    # undefined quantization table.
+    jpg = open(path("rgb.jpg"), "rb").read()
+    segs = jpeg_segments(jpg)
+    b = bytearray(jpg)
+    b[segs[0xDA][0] + 2] = 0x33          # scan component 1: DC/AC tables 3
+    with open(path("jpeg_undef_huff.jpg"), "wb") as f:
+        f.write(bytes(b))
+    bad.append(("jpeg_undef_huff.jpg", "GB_ERR_FORMAT"))
+    b = bytearray(jpg)
+    b[segs[0xC4][0] + 1:segs[0xC4][0] + 17] = bytes([255] * 16)
+    with open(path("jpeg_big_huff.jpg"), "wb") as f:
+        f.write(bytes(b))
+    bad.append(("jpeg_big_huff.jpg", "GB_ERR_FORMAT"))
+    b = bytearray(jpg)
+    b[segs[0xC0][0] + 8] = 2             # component 1 uses quantization table 2
+    with open(path("jpeg_undef_dqt.jpg"), "wb") as f:
+        f.write(bytes(b))
+    bad.append(("jpeg_undef_dqt.jpg", "GB_ERR_FORMAT"))
+    for name in ("jpeg_undef_huff.jpg", "jpeg_big_huff.jpg", "jpeg_undef_dqt.jpg"):
+        try:   # libjpeg refuses them too
+            Image.open(path(name)).load()
+            raise SystemExit(f"PIL decoded {name}")
+        except (OSError, SyntaxError):
+            pass
     with open(path("bad_cases.txt"), "w") as f:
         for name, st in bad:
             f.write(f"{name} {st}\n")

@@ -244,6 +244,15 @@ static void test_bad_fixtures(void **state) {
     fixture_path(path, sizeof path, "short_idat.png");
     gb_image_load(ctx, path, &img);
     assert_msg_has(ctx, "corrupt PNG data (stb_image: ");
+    fixture_path(path, sizeof path, "jpeg_undef_huff.jpg");
+    gb_image_load(ctx, path, &img);
+    assert_msg_has(ctx, "a scan uses a Huffman table that is not defined");
+    fixture_path(path, sizeof path, "jpeg_big_huff.jpg");
+    gb_image_load(ctx, path, &img);
+    assert_msg_has(ctx, "Huffman table with 4080 codes (at most 256)");
+    fixture_path(path, sizeof path, "jpeg_undef_dqt.jpg");
+    gb_image_load(ctx, path, &img);
+    assert_msg_has(ctx, "a scan uses quantization table 2, which is not defined");
     fixture_path(path, sizeof path, "rle.bmp");
     gb_image_load(ctx, path, &img);
     assert_msg_has(ctx, "compressed BMP (compression 1) is not supported");

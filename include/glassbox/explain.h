@@ -224,7 +224,8 @@ typedef struct gb_explain_opts {
     gb_layout layout;            /* which dims of x are spatial (blur, CAM upsampling);
                                     default NCHW */
     uint64_t seed;               /* default 0 */
-    int batch;                   /* rows per forward/backward pass; 0 = 16 */
+    int batch;                   /* rows per forward/backward pass; 0 = up to 16, fewer for
+                                    big models (about 512 MB of activations and gradients) */
     /* CAM family */
     int relu;                    /* ReLU on the combined map (Grad-CAM's eq. 2); default 1 */
     int upsample;                /* bilinear upsampling to x's H, W; default 1 */

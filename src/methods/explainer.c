@@ -262,6 +262,23 @@ static gb_status resolve_target(gb_explainer *e, const gb_tensor *x, const gb_ta
     return GB_OK;
 }
 
+/* The default rows per pass: up to GB_EXPLAIN_DEFAULT_BATCH, fewer for big
+ * models so that the kept activations and their gradients stay within
+ * about GB_EXPLAIN_PASS_BYTES (resnet18 at 224 x 224 keeps ~25 MB of
+ * activations per row, and as much again for gradients). Measured from the
+ * plan of the resolving pass, whose chunk had min(N, batch) rows. */
+#define GB_EXPLAIN_PASS_BYTES ((size_t)512 << 20)
+static int auto_batch(gb_explainer *e, int64_t N) {
+    if (e->static_batch) return (int)e->static_batch;
+    size_t reserved = 0, total = 0;
+    gb_session_memory(e->s, &reserved, &total);
+    int64_t rows = N < GB_EXPLAIN_DEFAULT_BATCH ? N : GB_EXPLAIN_DEFAULT_BATCH;
+    size_t per_row = 2 * (total > reserved ? total : reserved) / (size_t)(rows > 0 ? rows : 1);
+    if (!per_row) return GB_EXPLAIN_DEFAULT_BATCH;
+    size_t b = GB_EXPLAIN_PASS_BYTES / per_row;
+    return b < 1 ? 1 : b > GB_EXPLAIN_DEFAULT_BATCH ? GB_EXPLAIN_DEFAULT_BATCH : (int)b;
+}
+
 static gb_status unknown_method(gb_ctx *ctx, const char *name) {
     char list[1024];
     size_t o = 0;
@@ -307,6 +324,7 @@ gb_status gb_explain(gb_explainer *e, const char *method, const gb_tensor *x, co
     }
     double t0 = now_seconds();
     st = resolve_target(e, x, &o->target, r);
+    if (!st && o->batch <= 0) e->batch = auto_batch(e, N);
     if (!st) st = md->fn(e, x, o, r);
     if (!st && !r->attr) st = gb__err(ctx, GB_ERR_INTERNAL, "explain: %s produced no attribution", md->name);
     if (st) {

@@ -456,6 +456,11 @@ static gb_status build_model(gb_ctx *ctx, const Onnx__ModelProto *mp, gb_model *
             m->tensors[id].producer = m->n_nodes - 1;
             n->out[k] = id;
         }
+        /* Every supported op has a required first output. */
+        if (np->n_output == 0 || n->out[0] < 0) {
+            st = gb__err(ctx, GB_ERR_FORMAT, "node '%s' (%s) has no (named) first output", n->name, n->op_type);
+            goto out;
+        }
         for (size_t k = 0; k < np->n_attribute; k++) {
             n->n_attrs++;
             if ((st = convert_attr(ctx, n, np->attribute[k], &n->attrs[k]))) goto out;

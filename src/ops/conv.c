@@ -172,7 +172,7 @@ static gb_status conv_init_common(gb_ctx *ctx, gb__node *n, bool transpose) {
 static gb_status conv_init(gb_ctx *ctx, gb__node *n) { return conv_init_common(ctx, n, false); }
 static gb_status convt_init(gb_ctx *ctx, gb__node *n) { return conv_init_common(ctx, n, true); }
 
-/* ---- geometry (shared by infer and forward) ------------------------------- */
+/* ---- geometry (shared by infer, forward and backward) -------------------- */
 
 /* Check the attribute lengths against the spatial rank r. */
 static gb_status check_len(gb_ctx *ctx, const gb__node *n, const char *name, int len, int want,

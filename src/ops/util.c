@@ -40,6 +40,9 @@ gb_status gb__check_arity(gb_ctx *ctx, const gb__node *n, int lo, int hi, int ol
     for (int k = 0; k < lo && k < n->n_in; k++)
         if (n->in[k] < 0)
             return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): required input %d is missing (empty name)", n->name, n->op_type, k);
+    for (int k = 0; k < olo && k < n->n_out; k++)
+        if (n->out[k] < 0)
+            return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): required output %d has an empty name", n->name, n->op_type, k);
     if (n->n_out < olo || n->n_out > ohi)
         return gb__err(ctx, GB_ERR_FORMAT, "%s (%s): %d outputs, expected %d to %d", n->name,
                        n->op_type, n->n_out, olo, ohi);

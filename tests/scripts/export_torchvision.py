@@ -39,7 +39,10 @@ For each model NAME the script writes into --out:
   NAME.act.npy         an intermediate activation (the middle 4-D output among
                        leaf modules that run once), batch 2; the C test finds
                        the ONNX tensor holding the same values.
-  NAME.grad_act.npy    d logits[0, top-1] / d that activation.
+  NAME.grad_act.npy    d logits[0, top-1] / d that activation, in float64.
+  NAME.grad_input64.npy the input gradient computed in float64.
+  NAME.torch32_err.npy [input, activation] relative L2 error of PyTorch's own
+                       float32 gradients against the float64 ones.
   NAME.meta.json       opset, top-1 index, logits statistics, versions, ONNX
                        op-type histogram per exported file, timings.
 
@@ -56,6 +59,7 @@ types used by the selected models is printed.
 
 import argparse
 import collections
+import copy
 import json
 import os
 import sys
@@ -204,7 +208,8 @@ def export(model, x, path, opset, keep_bn):
 
 def files_for(out, name, variants):
     f = [f"{name}.input.npy", f"{name}.logits.npy", f"{name}.grad_input.npy",
-         f"{name}.act.npy", f"{name}.grad_act.npy", f"{name}.meta.json"]
+         f"{name}.act.npy", f"{name}.grad_act.npy", f"{name}.grad_input64.npy",
+         f"{name}.torch32_err.npy", f"{name}.meta.json"]
     if "plain" in variants:
         f.append(f"{name}.onnx")
     return [os.path.join(out, x) for x in f]
@@ -229,19 +234,25 @@ def cached(out, name, opset, variants):
     return meta
 
 
-def run_one(out, name, opset, variants):
-    t0 = time.time()
-    model = build(name)
-    n_bn = make_interesting(model)
+# Modules whose output survives into the ONNX graph under any export: the
+# exporter fuses Conv+BatchNorm, so a Conv's or BN's output may not exist.
+KEEP_TYPES = (torch.nn.ReLU, torch.nn.ReLU6, torch.nn.Hardswish, torch.nn.SiLU, torch.nn.MaxPool2d,
+              torch.nn.AvgPool2d, torch.nn.AdaptiveAvgPool2d)
 
-    x = seeded_input(INPUT_SEED)
-    xg = x.clone().requires_grad_(True)
-    # Capture every leaf module's output; the intermediate checked for
-    # gradient parity is the middle one among 4-D outputs of modules that run
-    # exactly once (ResNet calls its ReLU modules twice per block).
+
+def rel_l2(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / max(float(b.norm()), 1e-30))
+
+
+def gradients(model, x, dtype, top1=None):
+    """d logits[0, top1] / d x and / d (an intermediate activation): the
+    middle 4-D output among KEEP_TYPES modules that run exactly once
+    (ResNet calls its ReLU modules several times per block)."""
+    xg = x.clone().to(dtype).requires_grad_(True)
     calls = []
     hooks = [m.register_forward_hook(lambda mod, i, o: calls.append((mod, o)))
-             for m in model.modules() if not list(m.children())]
+             for m in model.modules() if isinstance(m, KEEP_TYPES)]
     logits = model(xg)
     for h in hooks:
         h.remove()
@@ -249,11 +260,31 @@ def run_one(out, name, opset, variants):
     once = [o for mod, o in calls
             if count[id(mod)] == 1 and isinstance(o, torch.Tensor) and o.dim() == 4]
     act = once[len(once) // 2]
-    top1 = int(logits[0].argmax())
+    if top1 is None:
+        top1 = int(logits[0].argmax())
     grad, grad_act = torch.autograd.grad(logits[0, top1], [xg, act])
-    logits = logits.detach()
-    np.save(os.path.join(out, f"{name}.act.npy"), act.detach().numpy().astype(np.float32))
-    np.save(os.path.join(out, f"{name}.grad_act.npy"), grad_act.numpy().astype(np.float32))
+    return top1, grad, grad_act, act.detach(), logits.detach()
+
+
+def run_one(out, name, opset, variants):
+    t0 = time.time()
+    model = build(name)
+    n_bn = make_interesting(model)
+
+    x = seeded_input(INPUT_SEED)
+    top1, grad, grad_act, act, logits = gradients(model, x, torch.float32)
+    # The same in float64: ReLU masks and max-pool winners of a deep random
+    # network flip under float32 rounding, so even PyTorch's own float32
+    # gradient differs from the exact one (by up to a few percent on
+    # GoogLeNet/ShuffleNet). The C test compares glassbox with this float64
+    # reference and allows max(1e-3, 2 x PyTorch float32's own error).
+    model64 = copy.deepcopy(model).double()
+    _, grad64, grad_act64, _, _ = gradients(model64, x.double(), torch.float64, top1)
+    err = np.array([rel_l2(grad, grad64), rel_l2(grad_act, grad_act64)], dtype=np.float64)
+    np.save(os.path.join(out, f"{name}.act.npy"), act.numpy().astype(np.float32))
+    np.save(os.path.join(out, f"{name}.grad_act.npy"), grad_act64.numpy().astype(np.float32))
+    np.save(os.path.join(out, f"{name}.grad_input64.npy"), grad64.numpy().astype(np.float32))
+    np.save(os.path.join(out, f"{name}.torch32_err.npy"), err)
 
     lstd = float(logits.std())
     if not torch.isfinite(logits).all() or not torch.isfinite(grad).all():

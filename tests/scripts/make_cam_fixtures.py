@@ -14,7 +14,8 @@ A small seeded two-headed ReLU network is exported to ONNX:
 per axis.) Two more graphs reuse the weights: cam_mm.onnx with the logits head
 written as ReduceMean(keepdims=1) -> Reshape -> MatMul -> Add (CAM must find
 it too), and cam_mlp.onnx with a hidden layer in the head (GAP -> Gemm -> Relu
--> Gemm: not a CAM head; Grad-CAM still applies).
+-> Gemm: not a CAM head; Grad-CAM still applies), and cam_nhwc.onnx, cam_net
+behind a Transpose from an (N, 13, 11, 3) input (the same maps, in NHWC).
 
 Each map is computed here from its paper's formula with torch autograd, and
 checked against the independent implementations when they import:
@@ -268,9 +269,10 @@ def main():
     A1, g1, _ = acts_grads(logits_fn, net.relu1, x, onehot(top))
     save("gradcam_feat1", up(gradcam(A1, g1)))   # same size as the input: no resampling
     save("gradcam_pp_feat1", up(gradcam_pp(A1, g1)))
-    # neuron target: channel 2 of "feat" summed over its map, at the default layer "pooled"
+    # neuron target: channel 2 of "feat" summed over its map, at the default
+    # layer: the map before it, conv2's output (pre-ReLU)
     feat_c2 = lambda t: net.features(t)
-    Ap, gp, _ = acts_grads(feat_c2, net.pool, x, lambda out: F.one_hot(torch.tensor(2), 8).float()[None, :, None, None]
+    Ap, gp, _ = acts_grads(feat_c2, net.conv2, x, lambda out: F.one_hot(torch.tensor(2), 8).float()[None, :, None, None]
                            .expand_as(out))
     save("gradcam_neuron", up(gradcam(Ap, gp)))
 
@@ -383,6 +385,16 @@ def make_variants(m):
     ml = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
     onnx.checker.check_model(ml)
     onnx.save(ml, os.path.join(OUT, "cam_mlp.onnx"))
+
+    # cam_nhwc.onnx: the whole cam_net behind a Transpose from an NHWC input
+    # (o.layout = NHWC: masks and guided maps in the input's layout)
+    nodes = [helper.make_node("Transpose", ["input_nhwc"], ["input"], perm=[0, 3, 1, 2], name="to_nchw")]
+    nodes += list(m.graph.node)
+    inp = helper.make_tensor_value_info("input_nhwc", onnx.TensorProto.FLOAT, ["batch", H_IN, W_IN, 3])
+    g = helper.make_graph(nodes, "cam_nhwc", [inp], list(m.graph.output), list(m.graph.initializer))
+    mn = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(mn)
+    onnx.save(mn, os.path.join(OUT, "cam_nhwc.onnx"))
 
 
 if __name__ == "__main__":

@@ -148,6 +148,11 @@ def main():
     ap.add_argument("--max-load", type=float, default=1.5)
     ap.add_argument("--wait", type=float, default=300,
                     help="max seconds to wait for a quiet machine per step")
+    ap.add_argument("--omp-wait-policy", choices=["unset", "passive", "active"],
+                    default="unset",
+                    help="OMP_WAIT_POLICY for both sides (default: leave it "
+                         "as the environment has it); passive matters a lot "
+                         "on a loaded machine, see bench/README.md")
     ap.add_argument("--profile", action="store_true",
                     help="also print bench_forward's per-node breakdown")
     ap.add_argument("--json", help="write all results to this file")
@@ -161,6 +166,9 @@ def main():
 
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads),
                OMP_NUM_THREADS=str(args.threads))
+    if args.omp_wait_policy != "unset":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    policy = env.get("OMP_WAIT_POLICY", "unset")
     build = os.path.abspath(args.build)
     bench_fwd = os.path.join(build, "bench", "bench_forward")
     bench_gemm = os.path.join(build, "bench", "bench_gemm_peak")
@@ -226,7 +234,7 @@ def main():
 
     print(f"\nForward pass, {args.threads} threads, median of {args.runs} runs after "
           f"{args.warmup} warm-up; SGEMM peak {peak:.1f} GFLOP/s "
-          f"({args.gemm_size}^3 best of 7)\n")
+          f"({args.gemm_size}^3 best of 7); OMP_WAIT_POLICY={policy}\n")
     hdr = ("| model | batch | glassbox ms | torch ms | glassbox/torch | GFLOP "
            "| glassbox GFLOP/s | % SGEMM peak | load |")
     print(hdr)
@@ -243,7 +251,8 @@ def main():
         with open(args.json, "w") as fh:
             json.dump({"date": time.strftime("%Y-%m-%d %H:%M:%S"),
                        "threads": args.threads, "warmup": args.warmup,
-                       "runs": args.runs, "gemm": gemm, "rows": rows}, fh, indent=1)
+                       "runs": args.runs, "omp_wait_policy": policy,
+                       "gemm": gemm, "rows": rows}, fh, indent=1)
     return 0
 
 

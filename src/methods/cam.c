@@ -527,7 +527,11 @@ static gb_status score_cam(gb_explainer *e, const gb_tensor *x, const gb_explain
         /* b <= one pass's rows: the target tensor afterwards is this chunk's */
         if ((st = gb__explain_pass(e, r, rows, b, items, NULL, NULL, 0, vals, NULL, NULL))) goto out;
         const gb_tensor *T = gb_session_tensor(e->s, r->target_tensor);
-        int64_t in = T ? T->numel / T->dims[0] : 0;
+        if (!T) {
+            st = gb__err(ctx, GB_ERR_NOT_FOUND, "explain: no tensor named '%s'", r->target_tensor);
+            goto out;
+        }
+        int64_t in = T->numel / T->dims[0];
         for (int64_t j = 0; j < b; j++) {
             double s = vals[j];
             if (kind == SCORE_EXP) {

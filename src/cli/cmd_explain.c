@@ -31,7 +31,7 @@ static void help(FILE *f) {
             "                        [--neuron TENSOR:c[,h,w]] [--layer TENSOR] [--steps N]\n"
             "                        [--integration riemann_left|riemann_right|riemann_middle|\n"
             "                                       riemann_trapezoid|gausslegendre]\n"
-            "                        [--samples N] [--noise SIGMA] [--baseline zero|blur|uniform|FILE.npy]\n"
+            "                        [--samples N] [--noise SIGMA] [--baseline zero|black|blur|uniform|FILE.npy]\n"
             "                        [--blur-sigma PIXELS] [--seed S] [--batch N] [--threads N]\n"
             "                        [--out-dir DIR | --out-png FILE] [--out-npy FILE]\n"
             "                        [--percentile P] [--preproc KEY=VALUE]...\n"
@@ -51,8 +51,10 @@ static void help(FILE *f) {
             "  --steps N           integrated_gradients steps (default 50)\n"
             "  --samples N         smoothgrad family (default 50) / gradient_shap (default 5) draws\n"
             "  --noise SIGMA       noise std as a fraction of the input's range (smoothgrad: 0.15)\n"
-            "  --baseline B        zero (default), blur (Gaussian, --blur-sigma, default max(H,W)/8),\n"
-            "                      uniform (noise in the input's range), or a .npy (gradient_shap: a set)\n"
+            "  --baseline B        zero (default: zeros in the model's input space, as Captum), black\n"
+            "                      (the black image, preprocessed), blur (Gaussian, --blur-sigma, default\n"
+            "                      max(H,W)/8), uniform (noise in the input's range), or a .npy\n"
+            "                      (gradient_shap: a set of baselines)\n"
             "\nmethods:\n");
     for (int i = 0; i < gb_method_count(); i++) {
         const gb_method *m = gb_method_at(i);
@@ -220,10 +222,10 @@ static int parse_args(int argc, char **argv, args_t *a) {
         a->o.baseline = GB_BASELINE_TENSOR;
         for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
             if (!strcmp(a->baseline, kinds[k].name)) a->o.baseline = kinds[k].k;
-        if (a->o.baseline == GB_BASELINE_TENSOR) {
+        if (a->o.baseline == GB_BASELINE_TENSOR && strcmp(a->baseline, "black")) {
             size_t len = strlen(a->baseline);
             if (len < 5 || strcmp(a->baseline + len - 4, ".npy")) {
-                gb_cli_error("--baseline: '%s' is not zero, blur, uniform or a .npy file", a->baseline);
+                gb_cli_error("--baseline: '%s' is not zero, black, blur, uniform or a .npy file", a->baseline);
                 return GB_EXIT_USAGE;
             }
         }
@@ -445,7 +447,22 @@ int gb_cmd_explain(int argc, char **argv) {
         rc = GB_EXIT_USAGE;
         goto done;
     }
-    if (a.o.baseline == GB_BASELINE_TENSOR) {
+    if (a.baseline && !strcmp(a.baseline, "black")) {
+        /* the all-black image through the model's preprocessing */
+        gb_image *black = NULL;
+        if (!R.cm.has_pp) {
+            gb_cli_error("--baseline black: %s takes no images (no preprocessing known)", R.cm.path);
+            goto done;
+        }
+        if (gb_image_create(R.ctx, R.cm.pp.width, R.cm.pp.height, R.cm.pp.channels, &black) ||
+            gb_preproc_image(R.ctx, &R.cm.pp, black, &baseline)) {
+            gb_image_free(black);
+            gb_cli_error("%s", gb_ctx_errmsg(R.ctx));
+            goto done;
+        }
+        gb_image_free(black);
+        a.o.baseline_tensor = baseline;
+    } else if (a.o.baseline == GB_BASELINE_TENSOR) {
         if (gb_npy_read(R.ctx, a.baseline, &baseline) ||
             (baseline->dtype != GB_DTYPE_F32 && gb_tensor_cast(R.ctx, baseline, GB_DTYPE_F32))) {
             gb_cli_error("%s", gb_ctx_errmsg(R.ctx));

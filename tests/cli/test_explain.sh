@@ -151,6 +151,13 @@ for line in open(sys.argv[1]):
 EOF
 fi
 
+# a model ending in Softmax: its output is already the probabilities
+expect_ok "predict a Softmax model" "$GB" predict --model "$FIX/explain_net_softmax.onnx" --input "$X" --top 6
+cp "$WORK/stdout" "$WORK/softmax_stdout"
+expect_ok "predict the same logits model" "$GB" predict --model "$NET" --input "$X" --top 6
+diff <(grep -o '^  [0-9]\. *[^ ]* *[0-9.]*' "$WORK/softmax_stdout") <(grep -o '^  [0-9]\. *[^ ]* *[0-9.]*' "$WORK/stdout") \
+    >/dev/null || fail "predict: a Softmax model's probabilities differ from softmax of the logits model"
+
 # ---- good cases: explain ---------------------------------------------------------------
 
 out=$(newdir)
@@ -221,6 +228,12 @@ expect_ok "explain --baseline blur" "$GB" explain --model "$NET" --input "$X" \
     --method integrated_gradients --steps 9 --integration riemann_middle --baseline blur --blur-sigma 1.5 \
     --out-npy "$out/a.npy"
 same_npy "$out/a.npy" "$FIX/ig_blur.npy"
+
+out=$(newdir)
+expect_ok "explain --baseline black" "$GB" explain --model "$NET" --image "$IMG/rgb.png" \
+    --method integrated_gradients --baseline black --out-dir "$out"
+only_files "$out" rgb_integrated_gradients.png
+grep -q "delta" "$WORK/stdout" || fail "--baseline black: no delta printed"
 
 # seeded methods: same seed, same bytes; another batch size, the same draws
 # (equal up to float rounding: BLAS sums in another order); another seed differs

@@ -15,14 +15,14 @@
  * output, <name>.act.npy; the test finds the ONNX tensor holding the same
  * values), against torch.autograd.grad computed in float64.
  *
- * Tolerance: 1e-3 relative L2 — or, where PyTorch's OWN float32 gradient is
- * further than 5e-4 from the float64 one, twice PyTorch's error. In a deep
- * ReLU/max-pool network with random weights, a few pre-activations sit
- * within float32 rounding of zero; which side they fall on decides their
- * mask, and the gradient is chaotic in them (perturbing the input by 1e-6
- * moves GoogLeNet's gradient by ~1%). No float32 implementation can be
- * closer to the exact gradient than that, so the bound is "as exact as
- * PyTorch itself", and the margin is printed for every model.
+ * Tolerance: 1e-3 relative L2 — or, where the reference itself is less
+ * certain than that, twice its uncertainty: the larger of PyTorch's own
+ * float32 error and the change of the float64 gradient when the input moves
+ * by 1e-6 (relative). In a deep ReLU/max-pool network with random weights a
+ * few pre-activations sit within float32 rounding of zero; which side they
+ * fall on decides their mask, and the gradient is chaotic in them (a 1e-6
+ * input change moves GoogLeNet's gradient by ~1%). No float32 implementation
+ * — PyTorch's included — can be closer than that; every number is printed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -137,7 +137,8 @@ static void check_grad(void **state) {
     gb_tensor *gx_ref = load_npy(ctx, dir, tc->name, "grad_input64");
     gb_tensor *terr = load_npy(ctx, dir, tc->name, "torch32_err");
     const double *te = terr->data;
-    double tol_x = te[0] > 5e-4 ? 2 * te[0] : 1e-3, tol_a = te[1] > 5e-4 ? 2 * te[1] : 1e-3;
+    double sx = te[0] > te[2] ? te[0] : te[2], sa = te[1] > te[3] ? te[1] : te[3];
+    double tol_x = sx > 5e-4 ? 2 * sx : 1e-3, tol_a = sa > 5e-4 ? 2 * sa : 1e-3;
     gb_tensor *act_ref = load_npy(ctx, dir, tc->name, "act"), *gact_ref = load_npy(ctx, dir, tc->name, "grad_act");
     assert_int_equal(gb_session_create(m, &s), GB_OK);
     gb_session_keep_activations(s, 1);
@@ -178,8 +179,9 @@ static void check_grad(void **state) {
     const gb_tensor *ga = gb_session_grad(s, match);
     if (!ga) fail_msg("%s: no gradient at '%s'", tc->label, match);
     double ra = rel_l2(ga->data, gact_ref->data, ga->numel);
-    print_message("%-27s grad input rel L2 %.3g (torch fp32 %.3g, tol %.3g); at '%s' %.3g (torch fp32 %.3g, tol %.3g)\n",
-                  tc->label, rx, te[0], tol_x, match, ra, te[1], tol_a);
+    print_message("%-27s grad input rel L2 %.3g (torch fp32 %.3g, 1e-6 shift %.3g, tol %.3g); at '%s' %.3g "
+                  "(torch fp32 %.3g, 1e-6 shift %.3g, tol %.3g)\n",
+                  tc->label, rx, te[0], te[2], tol_x, match, ra, te[1], te[3], tol_a);
     if (!(rx <= tol_x)) fail_msg("%s: input gradient relative L2 error %.3g > %.3g", tc->label, rx, tol_x);
     if (!(ra <= tol_a)) fail_msg("%s: gradient at '%s' relative L2 error %.3g > %.3g", tc->label, match, ra, tol_a);
     gb_tensor_free(terr);

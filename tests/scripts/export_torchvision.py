@@ -42,7 +42,9 @@ For each model NAME the script writes into --out:
   NAME.grad_act.npy    d logits[0, top-1] / d that activation, in float64.
   NAME.grad_input64.npy the input gradient computed in float64.
   NAME.torch32_err.npy [input, activation] relative L2 error of PyTorch's own
-                       float32 gradients against the float64 ones.
+                       float32 gradients against the float64 ones, then the
+                       same for float64 gradients at an input perturbed by
+                       1e-6 (relative): how chaotic the exact gradient is.
   NAME.meta.json       opset, top-1 index, logits statistics, versions, ONNX
                        op-type histogram per exported file, timings.
 
@@ -280,7 +282,14 @@ def run_one(out, name, opset, variants):
     # reference and allows max(1e-3, 2 x PyTorch float32's own error).
     model64 = copy.deepcopy(model).double()
     _, grad64, grad_act64, _, _ = gradients(model64, x.double(), torch.float64, top1)
-    err = np.array([rel_l2(grad, grad64), rel_l2(grad_act, grad_act64)], dtype=np.float64)
+    # ...and the exact gradient's own sensitivity: at an input moved by 1e-6
+    # (relative, seeded), about what float32 rounding (and the exporter's
+    # Conv+BN weight fusion) does to the pre-activations.
+    g = torch.Generator().manual_seed(INPUT_SEED + 1)
+    xp = x.double() * (1 + 1e-6 * torch.randn(x.shape, generator=g, dtype=torch.float64))
+    _, gradp, grad_actp, _, _ = gradients(model64, xp, torch.float64, top1)
+    err = np.array([rel_l2(grad, grad64), rel_l2(grad_act, grad_act64),
+                    rel_l2(gradp, grad64), rel_l2(grad_actp, grad_act64)], dtype=np.float64)
     np.save(os.path.join(out, f"{name}.act.npy"), act.numpy().astype(np.float32))
     np.save(os.path.join(out, f"{name}.grad_act.npy"), grad_act64.numpy().astype(np.float32))
     np.save(os.path.join(out, f"{name}.grad_input64.npy"), grad64.numpy().astype(np.float32))

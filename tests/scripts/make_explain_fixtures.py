@@ -35,7 +35,8 @@ compare against:
   layer_grad          LayerGradientXActivation(multiply_by_inputs=False)
   layer_cond_<m>      LayerConductance on "feat", 7 steps, gausslegendre and
                       riemann_trapezoid (+ _delta)
-explain_net_b1.onnx is the same network exported with a fixed batch of 1.
+explain_net_b1.onnx is the same network exported with a fixed batch of 1,
+explain_net_softmax.onnx its logits head followed by Softmax.
 
 The draws are in glassbox's order (explain.h: item n, sample s is row
 n * S + s), which is also Captum's (inputs repeat_interleave'd per sample).
@@ -139,6 +140,10 @@ def main():
     # models are): glassbox must run it one row at a time.
     path1 = os.path.join(OUT, "explain_net_b1.onnx")
     torch.onnx.export(net, x[:1], path1, opset_version=13, input_names=["input"], output_names=["logits", "score"])
+    # ... and ending in Softmax (one output): `glassbox predict` must not apply softmax twice.
+    torch.onnx.export(Probs(net), x, os.path.join(OUT, "explain_net_softmax.onnx"), opset_version=13,
+                      input_names=["input"], output_names=["probs"],
+                      dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}})
     save("input", x.numpy())
 
     logits_fn = lambda t: net(t)[0]
@@ -250,6 +255,15 @@ def main():
         save("layer_cond_" + meth, a.detach().numpy())
         save("layer_cond_" + meth + "_delta", d.detach().numpy())
     print("wrote", OUT)
+
+
+class Probs(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return torch.softmax(self.net(x)[0], dim=1)
 
 
 class net_logits(torch.nn.Module):

@@ -9,8 +9,8 @@
  * Also: cam = h w * gradcam on a GAP + linear head (and the same head written
  * as ReduceMean + MatMul + Add), cam refusing other heads, targets other than
  * the top-1 logit, the default layer, NHWC inputs, batch invariance of
- * Score-CAM, and on the default Fashion-MNIST model (when present) Grad-CAM
- * maps with more mass on the object than on the background.
+ * Score-CAM, and on the default Fashion-MNIST model (when present) maps that
+ * are denser on the object than on the background, and cam = h w gradcam.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -356,7 +356,7 @@ static void test_default_model(void **state) {
     if (gb_sidecar_for_model(ctx, m, p, &sc)) fail_msg("%s", gb_ctx_errmsg(ctx));
     if (gb_explainer_create(ctx, m, &e)) fail_msg("%s", gb_ctx_errmsg(ctx));
     static const char *const methods[] = {"gradcam", "cam", "gradcam_pp", "score_cam"};
-    int n_images = 0, wins[4] = {0, 0, 0, 0};
+    int n_images = 0, wins[4] = {0, 0, 0, 0}, total_wins[4] = {0, 0, 0, 0};
     struct dirent *de;
     while ((de = readdir(dir))) {
         size_t len = strlen(de->d_name);
@@ -379,10 +379,13 @@ static void test_default_model(void **state) {
             int64_t n_in;
             mass(gray, r->attr->data, &in, &out, &n_in);
             int64_t n_out = (int64_t)gray->width * gray->height - n_in;
-            print_message("  %-26s %-10s class %lld: mass on object %.3g (%lld px), background %.3g (%lld px)\n",
-                          de->d_name, methods[k], (long long)r->target_offset[0], in, (long long)n_in, out,
-                          (long long)n_out);
-            wins[k] += in > out;
+            double din = in / (double)(n_in ? n_in : 1), dout = out / (double)(n_out ? n_out : 1);
+            print_message("  %-18s %-10s class %lld: object %3lld px mass %8.3g (%.3g/px), background %3lld px "
+                          "mass %8.3g (%.3g/px)\n",
+                          de->d_name, methods[k], (long long)r->target_offset[0], (long long)n_in, in, din,
+                          (long long)n_out, out, dout);
+            total_wins[k] += in > out;
+            wins[k] += din > dout;
             if (k == 0) {
                 /* CAM = h w Grad-CAM on this GAP + linear head (issue 5's property) */
                 gb_explanation *c;
@@ -404,10 +407,15 @@ static void test_default_model(void **state) {
         gb_image_free(img);
     }
     closedir(dir);
-    print_message("  default model: %d images; more mass on the object than the background: gradcam %d, cam %d, "
-                  "gradcam_pp %d, score_cam %d\n",
-                  n_images, wins[0], wins[1], wins[2], wins[3]);
-    if (n_images) assert_int_equal(wins[0], n_images);   /* Grad-CAM on every sample */
+    /* The map is 7x7 upsampled 4x: it spreads past a thin object's edges, so
+     * for small objects (a sandal covers 84 of 784 pixels) the total mass on
+     * the background can exceed the object's. The check is per pixel: the
+     * mean of the map over the object is above its mean over the background. */
+    print_message("  default model, %d images: map denser on the object than on the background: gradcam %d, cam %d, "
+                  "gradcam_pp %d, score_cam %d (more total mass on the object: %d, %d, %d, %d)\n",
+                  n_images, wins[0], wins[1], wins[2], wins[3], total_wins[0], total_wins[1], total_wins[2],
+                  total_wins[3]);
+    for (int k = 0; k < 4; k++) assert_int_equal(wins[k], n_images);
     gb_explainer_free(e);
     gb_sidecar_free(sc);
     gb_model_free(m);

@@ -40,6 +40,9 @@ below swaps in align_corners=False.
 
 usage: PYTORCH_GRAD_CAM=/tmp/cam_ref PYTHONPATH=/tmp/captum_src:/tmp/captum_stubs \\
            /usr/bin/python3 tests/scripts/make_cam_fixtures.py
+(checked with pytorch-grad-cam at commit 084273b and Debian's torch 1.13: every
+library map agrees with the formulas to < 2e-7 relative L2). The output is
+deterministic: the same bytes with or without the libraries.
 """
 import os
 import sys

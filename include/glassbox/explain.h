@@ -88,9 +88,10 @@
  *                         transposed with the same filters — which is what
  *                         the ops' own backward passes do.
  * CAM family (src/methods/cam.c): cam, gradcam, gradcam_pp, score_cam,
- *   guided_gradcam — see that file. Their attr is (N, 1, H, W): the map
- *   upsampled bilinearly to the input's spatial size (o.upsample), or the
- *   layer's (N, 1, h, w) without it.
+ *   guided_gradcam — see that file. The attr of cam, gradcam, gradcam_pp and
+ *   score_cam is (N, 1, H, W): the map upsampled bilinearly to the input's
+ *   spatial size (o.upsample), or the layer's (N, 1, h, w) without it;
+ *   guided_gradcam's has the input's shape (guided backprop x Grad-CAM).
  *
  * Baselines x' (IG; the set gradient_shap draws from), by o.baseline:
  *   GB_BASELINE_ZERO     all zeros (in the model's input space, i.e. after

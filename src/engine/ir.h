@@ -30,6 +30,16 @@ struct gb_ctx {
 gb_status gb__err(gb_ctx *ctx, gb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Read a whole file into a malloc'd buffer (*buf, *len; one spare byte, set
+ * to 0, so text can be parsed as a C string). Reads to EOF, so pipes work
+ * and a directory fails with EISDIR. Files over `max` bytes are refused
+ * with GB_ERR_UNSUPPORTED. Errors are "<what>: <path>: ..." messages:
+ * GB_ERR_IO with strerror (the errno of a failed open is left in
+ * *open_errno when not NULL, so callers can tell a missing file apart),
+ * GB_ERR_NOMEM. */
+gb_status gb__io_read_file(gb_ctx *ctx, const char *what, const char *path, size_t max,
+                           unsigned char **buf, size_t *len, int *open_errno);
+
 /* ---- attributes ---------------------------------------------------------- */
 
 typedef enum {

@@ -5,14 +5,6 @@
 #include "engine/ir.h"
 #include "glassbox/image.h"
 
-/* Read a whole file into a malloc'd buffer (*buf, *len; one spare byte, set
- * to 0, so text can be parsed as a C string). Files over `max` bytes are
- * refused with GB_ERR_UNSUPPORTED. Errors are "<what>: <path>: ..." messages:
- * GB_ERR_IO with strerror (the errno of a failed open is left in *open_errno
- * when not NULL, so callers can tell a missing file apart), GB_ERR_NOMEM. */
-gb_status gb__io_read_file(gb_ctx *ctx, const char *what, const char *path, size_t max,
-                        unsigned char **buf, size_t *len, int *open_errno);
-
 /* GB_ERR_ARG naming `who` unless img is a usable image (sizes, channels
  * 1..4, stride, data). */
 gb_status gb__image_check(gb_ctx *ctx, const char *who, const gb_image *img);

@@ -401,44 +401,9 @@ gb_status gb_npy_read(gb_ctx *ctx, const char *path, gb_tensor **out) {
     if (!out) return gb__err(ctx, GB_ERR_ARG, "npy: out is NULL");
     *out = NULL;
     if (!path) return gb__err(ctx, GB_ERR_ARG, "npy: path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(ctx, GB_ERR_IO, path, "cannot open: %s", strerror(errno));
-
-    /* Read to EOF into a growing buffer; the file size is only a hint (the
-     * file may be a pipe, or change under us). One spare byte lets a regular
-     * file hit EOF without a reallocation. */
-    struct stat sb;
-    size_t cap = 1 << 16;
-    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0 &&
-        (uintmax_t)sb.st_size < SIZE_MAX)
-        cap = (size_t)sb.st_size + 1;
-    unsigned char *buf = malloc(cap);
-    size_t n = 0;
-    gb_status st = GB_OK;
-    if (!buf) st = fail(ctx, GB_ERR_NOMEM, path, "out of memory for %zu bytes", cap);
-    while (!st) {
-        if (n == cap) {
-            size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-            unsigned char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
-            if (!nb) {
-                st = fail(ctx, GB_ERR_NOMEM, path, "out of memory for %zu bytes", ncap);
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t want = cap - n;
-        errno = 0;
-        size_t got = fread(buf + n, 1, want, f);
-        n += got;
-        if (got < want) {   /* EOF or error */
-            if (ferror(f))
-                st = fail(ctx, GB_ERR_IO, path, "read error: %s",
-                          strerror(errno ? errno : EIO));
-            break;
-        }
-    }
-    fclose(f);
+    unsigned char *buf;
+    size_t n;
+    gb_status st = gb__io_read_file(ctx, "npy", path, SIZE_MAX / 2, &buf, &n, NULL);
     if (!st) st = parse_image(ctx, path, buf, n, out);
     free(buf);
     return st;

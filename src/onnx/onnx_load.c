@@ -553,42 +553,9 @@ gb_status gb_model_load_buffer(gb_ctx *ctx, const void *buf, size_t len, gb_mode
 }
 
 gb_status gb__read_file(gb_ctx *ctx, const char *path, void **buf, size_t *len) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gb__err(ctx, GB_ERR_IO, "%s: %s", path, strerror(errno));
-    /* fopen succeeds on a directory, and ftell then reports LONG_MAX on some
-     * file systems: refuse anything but a regular file before sizing it. */
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return gb__err(ctx, GB_ERR_IO, "%s: not a regular file", path);
-    }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return gb__err(ctx, GB_ERR_IO, "%s: cannot seek (not a regular file?)", path);
-    }
-    long sz = ftell(f);
-    if (sz < 0) {
-        fclose(f);
-        return gb__err(ctx, GB_ERR_IO, "%s: cannot determine size (is it a directory?)", path);
-    }
-    rewind(f);
-    void *b = malloc((size_t)sz + 1);
-    if (!b) {
-        fclose(f);
-        return gb__err(ctx, GB_ERR_NOMEM, "%s: out of memory reading %ld bytes", path, sz);
-    }
-    size_t got = fread(b, 1, (size_t)sz, f);
-    int err = ferror(f);
-    fclose(f);
-    if (got != (size_t)sz || err) {
-        free(b);
-        return gb__err(ctx, GB_ERR_IO, "%s: read error", path);
-    }
-    *buf = b;
-    *len = (size_t)sz;
-    return GB_OK;
+    /* protobuf-c takes at most what fits a size_t; 16 GiB is far beyond any
+     * model glassbox can hold in memory anyway. */
+    return gb__io_read_file(ctx, "model", path, (size_t)1 << 34, (unsigned char **)buf, len, NULL);
 }
 
 gb_status gb_model_load(gb_ctx *ctx, const char *path, gb_model **out) {

@@ -308,6 +308,13 @@ expect_fail "non-image file" 1 "$out" "" \
     "$GB" explain --model "$NET" --image "$NET" --method saliency --out-dir "$out"
 expect_fail "truncated PNG" 1 "$out" "short_idat.png" \
     "$GB" explain --model "$NET" --image "$IMG/short_idat.png" --method saliency --out-dir "$out"
+head -c 400 "$IMG/progressive.jpg" > "$WORK/truncated.jpg"
+expect_fail "truncated JPEG" 1 "$out" "truncated.jpg" \
+    "$GB" explain --model "$NET" --image "$WORK/truncated.jpg" --method saliency --out-dir "$out"
+expect_fail "unknown preprocessing option" 1 "$out" "colour" \
+    "$GB" explain --model "$NET" --image "$IMG/rgb.png" --preproc colour=rgb --method saliency --out-dir "$out"
+expect_fail "channel count the model cannot take" 1 "$out" "channels" \
+    "$GB" explain --model "$NET" --image "$IMG/rgb.png" --preproc channels=1 --method saliency --out-dir "$out"
 expect_fail "missing .npy input" 1 "$out" "nope.npy" \
     "$GB" explain --model "$NET" --input "$WORK/nope.npy" --method saliency --out-dir "$out"
 expect_fail "missing model" 1 "$out" "nope.onnx" \

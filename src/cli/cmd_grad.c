@@ -1,5 +1,6 @@
 /* cmd_grad.c — `glassbox grad`: gradient of a logit w.r.t. the input or any tensor. */
 #include "cli/cli.h"
+#include "cli/cli_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,7 @@
 
 static void help(FILE *f) {
     fprintf(f,
-            "usage: glassbox grad --model MODEL --input x.npy [--target K] [--output NAME] [--at TENSOR]\n"
+            "usage: glassbox grad [--model MODEL] --input x.npy [--target K] [--output NAME] [--at TENSOR]\n"
             "                     --out g.npy [--threads N]\n"
             "Writes d logit_K / d TENSOR for every batch item, with the shape of TENSOR (default: the\n"
             "model's first input). K defaults to each item's top-1 class. --output picks which graph\n"
@@ -51,8 +52,11 @@ int gb_cmd_grad(int argc, char **argv) {
             }
         }
     }
+    char default_model[4096];
+    if (!model_path && gb_cli_default_model(default_model, sizeof default_model)) model_path = default_model;
     if (!model_path || !in_path || !out_path) {
-        gb_cli_error("grad: --model, --input and --out are required (glassbox grad --help)");
+        gb_cli_error("grad: --input and --out are required, and --model when no default model is found "
+                     "(glassbox grad --help)");
         return GB_EXIT_USAGE;
     }
     gb_ctx *ctx = NULL;

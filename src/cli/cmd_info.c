@@ -1,5 +1,6 @@
 /* cmd_info.c — `glassbox info MODEL`: what a model takes, gives and does. */
 #include "cli/cli.h"
+#include "cli/cli_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,7 @@
 
 static void help(FILE *f) {
     fprintf(f,
-            "usage: glassbox info MODEL [--shape DIMS] [--batch N]\n"
+            "usage: glassbox info [MODEL] [--shape DIMS] [--batch N]   (default: the embedded default model)\n"
             "Prints the inputs, outputs and every node (op type, ONNX name, output tensor names and\n"
             "shapes, parameters, FLOPs) of an ONNX model. Free input dimensions are planned as\n"
             "--batch (default 1) for the first dimension; --shape 1x3x224x224 sets the whole input shape.\n"
@@ -60,8 +61,10 @@ int gb_cmd_info(int argc, char **argv) {
             return GB_EXIT_USAGE;
         }
     }
+    char default_model[4096];
+    if (!path && gb_cli_default_model(default_model, sizeof default_model)) path = default_model;
     if (!path) {
-        gb_cli_error("info: a MODEL is required (glassbox info --help)");
+        gb_cli_error("info: a MODEL is required (no default model found; glassbox info --help)");
         return GB_EXIT_USAGE;
     }
     gb_ctx *ctx = NULL;

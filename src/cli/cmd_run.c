@@ -1,5 +1,6 @@
 /* cmd_run.c — `glassbox run`: forward a model on .npy inputs, write outputs. */
 #include "cli/cli.h"
+#include "cli/cli_common.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,8 +13,9 @@
 
 static void help(FILE *f) {
     fprintf(f,
-            "usage: glassbox run --model MODEL --input x.npy [--input y.npy ...] --out-dir DIR [--threads N]\n"
-            "Runs the model forward and writes every graph output as DIR/<output name>.npy.\n"
+            "usage: glassbox run [--model MODEL] --input x.npy [--input y.npy ...] --out-dir DIR [--threads N]\n"
+            "Runs the model (default: the embedded default model) forward and writes every graph output\n"
+            "as DIR/<output name>.npy.\n"
             "Inputs are given in the order of the model's inputs (see glassbox info); float64, int64\n"
             "and uint8 arrays are converted to float32 when the model expects float32.\n"
             "File names: every character of an output name other than A-Z a-z 0-9 . _ - becomes '_',\n"
@@ -68,8 +70,11 @@ int gb_cmd_run(int argc, char **argv) {
             return GB_EXIT_USAGE;
         }
     }
+    char default_model[4096];
+    if (!model_path && gb_cli_default_model(default_model, sizeof default_model)) model_path = default_model;
     if (!model_path || !n_in || !out_dir) {
-        gb_cli_error("run: --model, --input and --out-dir are required (glassbox run --help)");
+        gb_cli_error("run: --input and --out-dir are required, and --model when no default model is found "
+                     "(glassbox run --help)");
         return GB_EXIT_USAGE;
     }
 

@@ -287,12 +287,16 @@ expect_fail "unknown option (info)" 2 "$out" "--bogus" "$GB" info --bogus "$FIX/
 expect_fail "unknown command" 2 "$out" "frobnicate" "$GB" frobnicate
 expect_fail "missing --out-dir" 2 "$out" "--out-dir" "$GB" run --model "$FIX/tiny_cnn.onnx" --input "$X"
 expect_fail "missing --input" 2 "$out" "--input" "$GB" run --model "$FIX/tiny_cnn.onnx" --out-dir "$out"
-expect_fail "missing --model" 2 "$out" "--model" "$GB" run --input "$X" --out-dir "$out"
+# Without --model the default model is used: here one whose input shape does not fit X,
+# and (through GLASSBOX_MODEL) one that does not exist.
+expect_fail "no --model: default model, wrong input" 1 "$out" "28x28" "$GB" run --input "$X" --out-dir "$out"
+expect_fail "no --model: missing default model" 1 "$out" "nope.onnx" \
+    env GLASSBOX_MODEL="$WORK/nope.onnx" "$GB" run --input "$X" --out-dir "$out"
 expect_fail "option without its value" 2 "$out" "--out-dir" \
     "$GB" run --model "$FIX/tiny_cnn.onnx" --input "$X" --out-dir
 expect_fail "bad --threads" 2 "$out" "--threads" \
     "$GB" run --model "$FIX/tiny_cnn.onnx" --input "$X" --out-dir "$out" --threads zero
-expect_fail "info without a model" 2 "$out" "" "$GB" info
+expect_fail "info with a missing default model" 1 "$out" "nope.onnx" env GLASSBOX_MODEL="$WORK/nope.onnx" "$GB" info
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures of $cases CLI checks failed" >&2

@@ -87,7 +87,8 @@ static const char *base_name(const char *path) {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_forward MODEL.onnx [--shape 1x3x224x224] [--warmup 3] [--runs 10]\n"
-               "                     [--threads 2] [--seed 1] [--profile]\n");
+               "                     [--threads 2] [--seed 1] [--profile] [--backward]\n"
+               "--backward times forward + backward to the input (top-1 logit of each item).\n");
 }
 
 static int parse_int(const char *flag, const char *v, int lo, int *out) {
@@ -103,7 +104,8 @@ static int parse_int(const char *flag, const char *v, int lo, int *out) {
 
 int main(int argc, char **argv) {
     const char *model_path = NULL, *shape_str = NULL;
-    int warmup = 3, runs = 10, threads = 2, seed = 1, profile = 0;
+    int warmup = 3, runs = 10, threads = 2, seed = 1, profile = 0, backward = 0;
+    int64_t *classes = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -124,6 +126,10 @@ int main(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--profile")) {
             profile = 1;
+        } else if (!strcmp(a, "--backward")) {
+            /* time forward + backward to the input (the top-1 logit of each
+             * item), what every gradient explanation costs */
+            backward = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -192,6 +198,7 @@ int main(int argc, char **argv) {
     const gb_tensor *inputs[1] = {x};
     if (gb_session_create(m, &s)) goto fail;
     t0 = now_ms();
+    if (backward) gb_session_keep_activations(s, 1);
     if (gb_session_plan(s, inputs, 1)) goto fail;
     double t_plan = now_ms() - t0;
 
@@ -204,6 +211,11 @@ int main(int argc, char **argv) {
         flops += p.flops;
         n_run++;
     }
+    /* The input gradient of a Conv/Gemm costs what its forward costs (one
+     * product with the transposed weights); elementwise backward is cheap.
+     * So forward + backward to the input counts twice the forward FLOPs
+     * (weight gradients, which explanations do not need, are not computed). */
+    if (backward) flops *= 2;
     size_t reserved, total;
     gb_session_memory(s, &reserved, &total);
 
@@ -215,12 +227,25 @@ int main(int argc, char **argv) {
     printf("load      %.1f ms, plan %.1f ms, activations %.1f MB reserved (%.1f MB without reuse)\n", t_load, t_plan,
            (double)reserved / 1048576.0, (double)total / 1048576.0);
 
-    for (int r = 0; r < warmup; r++)
+    gb_seed seed_bw = {0};
+    if (backward) { /* the top-1 class of each item, from one forward */
         if (gb_session_run(s, inputs, 1)) goto fail;
+        const gb_tensor *y0 = gb_session_output(s, 0);
+        int64_t nb = y0->dims[0], nc = y0->numel / nb;
+        if (!(classes = calloc((size_t)nb, sizeof *classes))) goto done;
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t k = 1; k < nc; k++)
+                if (((const float *)y0->data)[b * nc + k] > ((const float *)y0->data)[b * nc + classes[b]])
+                    classes[b] = k;
+        seed_bw.classes = classes;
+    }
+    for (int r = 0; r < warmup; r++)
+        if (gb_session_run(s, inputs, 1) || (backward && gb_session_backward(s, &seed_bw, NULL, 0))) goto fail;
     if (!(ms = malloc((size_t)runs * sizeof *ms))) goto done;
     for (int r = 0; r < runs; r++) {
         t0 = now_ms();
         if (gb_session_run(s, inputs, 1)) goto fail;
+        if (backward && gb_session_backward(s, &seed_bw, NULL, 0)) goto fail;
         ms[r] = now_ms() - t0;
     }
     /* A checksum of output 0, so a broken run is visible in the log. */
@@ -232,9 +257,9 @@ int main(int argc, char **argv) {
     qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
     double med = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
     double mn = ms[0];
-    printf("forward   median %.2f ms, min %.2f ms, max %.2f ms over %d runs (%d warm-up)\n", med, mn,
-           ms[runs - 1], runs, warmup);
-    printf("compute   %.3f GFLOP per forward, %.1f GFLOP/s at the median (%.1f at the min); output sum %.6g\n",
+    printf("%s median %.2f ms, min %.2f ms, max %.2f ms over %d runs (%d warm-up)\n",
+           backward ? "fwd+bwd  " : "forward  ", med, mn, ms[runs - 1], runs, warmup);
+    printf("compute   %.3f GFLOP per run, %.1f GFLOP/s at the median (%.1f at the min); output sum %.6g\n",
            flops * 1e-9, flops / med * 1e-6, flops / mn * 1e-6, sum);
 
     gb_status pst;
@@ -243,14 +268,16 @@ int main(int argc, char **argv) {
         goto done;
     }
 
-    printf("RESULT forward model=%s shape=%s threads=%d runs=%d median_ms=%.3f min_ms=%.3f gflop=%.4f gflops=%.2f\n",
-           base_name(model_path), shape, threads, runs, med, mn, flops * 1e-9, flops / med * 1e-6);
+    printf("RESULT %s model=%s shape=%s threads=%d runs=%d median_ms=%.3f min_ms=%.3f gflop=%.4f gflops=%.2f\n",
+           backward ? "backward" : "forward", base_name(model_path), shape, threads, runs, med, mn, flops * 1e-9,
+           flops / med * 1e-6);
     rc = 0;
     goto done;
 fail:
     fprintf(stderr, "bench_forward: %s\n", gb_ctx_errmsg(ctx));
 done:
     free(ms);
+    free(classes);
     gb_tensor_free(x);
     gb_session_free(s);
     gb_model_free(m);

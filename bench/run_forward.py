@@ -112,7 +112,29 @@ def torch_worker(args):
     g = torch.Generator().manual_seed(args.seed)
     x = torch.randn(args.batch, 3, 224, 224, generator=g)
     times = []
-    with torch.no_grad():
+    if args.backward:
+        # The same work as bench_forward --backward: forward, then the
+        # gradient of each item's top-1 logit w.r.t. the input only (the
+        # weights do not require grad, so no weight gradients are computed).
+        for p in model.parameters():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            top = model(x).argmax(dim=1)
+        def step():
+            xg = x.clone().requires_grad_(True)
+            out = model(xg)
+            seed = torch.zeros_like(out)
+            seed[torch.arange(out.shape[0]), top] = 1
+            (g,) = torch.autograd.grad(out, xg, grad_outputs=seed)
+            return g
+        for _ in range(args.warmup):
+            step()
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            y = step()
+            times.append((time.perf_counter() - t0) * 1e3)
+    else:
+      with torch.no_grad():
         for _ in range(args.warmup):
             model(x)
         for _ in range(args.runs):
@@ -156,6 +178,9 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="also print bench_forward's per-node breakdown")
     ap.add_argument("--json", help="write all results to this file")
+    ap.add_argument("--backward", action="store_true",
+                    help="time forward + backward to the input (d top-1 logit of each item / d input) "
+                         "against torch.autograd.grad, instead of the forward alone")
     # internal: the PyTorch side
     ap.add_argument("--torch-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -207,15 +232,17 @@ def main():
             gb_out = run([bench_fwd, onnx_path, "--shape", f"{b}x3x224x224",
                           "--warmup", str(args.warmup), "--runs", str(args.runs),
                           "--threads", str(args.threads), "--seed", str(args.seed)]
-                         + (["--profile"] if args.profile else []), env)
-            gb = parse_result(gb_out, "forward")
+                         + (["--profile"] if args.profile else [])
+                         + (["--backward"] if args.backward else []), env)
+            gb = parse_result(gb_out, "backward" if args.backward else "forward")
             if args.profile:
                 profiles.append((m, b, gb_out))
             l2, busy2 = wait_quiet(args.max_load, args.wait)
             th = parse_result(run([sys.executable, os.path.abspath(__file__),
                                    "--torch-worker", "--model", m, "--batch", str(b),
                                    "--warmup", str(args.warmup), "--runs", str(args.runs),
-                                   "--threads", str(args.threads), "--seed", str(args.seed)],
+                                   "--threads", str(args.threads), "--seed", str(args.seed)]
+                                  + (["--backward"] if args.backward else []),
                                   env), "torch")
             gms, tms = float(gb["median_ms"]), float(th["median_ms"])
             gflop = float(gb["gflop"])
@@ -232,7 +259,8 @@ def main():
                   f"torch {tms:.1f} ms (min {row['torch_min_ms']:.1f}), "
                   f"ratio {row['ratio']:.2f}", flush=True)
 
-    print(f"\nForward pass, {args.threads} threads, median of {args.runs} runs after "
+    what = "Forward + backward to the input" if args.backward else "Forward pass"
+    print(f"\n{what}, {args.threads} threads, median of {args.runs} runs after "
           f"{args.warmup} warm-up; SGEMM peak {peak:.1f} GFLOP/s "
           f"({args.gemm_size}^3 best of 7); OMP_WAIT_POLICY={policy}\n")
     hdr = ("| model | batch | glassbox ms | torch ms | glassbox/torch | GFLOP "

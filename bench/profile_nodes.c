@@ -77,7 +77,7 @@ gb_status gb_bench_profile(gb_session *s, const gb_tensor *const *inputs, int ru
                 continue;
             }
             for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? &s->t[n->in[k]] : NULL;
-            for (int k = 0; k < n->n_out; k++) outs[k] = &s->t[n->out[k]];
+            for (int k = 0; k < n->n_out; k++) outs[k] = n->out[k] >= 0 ? &s->t[n->out[k]] : NULL;
             double t0 = now_ms();
             st = n->op->forward(n, (const gb_tensor *const *)in, outs, &ex);
             sum[i] += now_ms() - t0;
@@ -120,7 +120,7 @@ gb_status gb_bench_profile(gb_session *s, const gb_tensor *const *inputs, int ru
         char s0[48], s1[48], so[48];
         shape_of(n->n_in > 0 && n->in[0] >= 0 ? &s->t[n->in[0]] : NULL, s0, sizeof s0);
         shape_of(n->n_in > 1 && n->in[1] >= 0 ? &s->t[n->in[1]] : NULL, s1, sizeof s1);
-        shape_of(&s->t[n->out[0]], so, sizeof so);
+        shape_of(n->n_out > 0 && n->out[0] >= 0 ? &s->t[n->out[0]] : NULL, so, sizeof so);
         double f = s->flops[nt[j].node];
         fprintf(out, "  %-28.28s %-10.10s %-16s %-16s %-16s %9.3f %5.1f%% %8.4f %8.1f\n", n->name, n->op_type, s0, s1,
                 so, nt[j].ms, 100.0 * nt[j].ms / node_sum, f * 1e-9, nt[j].ms > 0 ? f / nt[j].ms * 1e-6 : 0.0);

@@ -1,12 +1,14 @@
-/* file.c — read a whole file: the one reader behind models, .npy files,
- * images and sidecars. */
+/* file.c — read a whole file (the one reader behind models, .npy files,
+ * images and sidecars) and write one atomically. */
 #include "engine/ir.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 gb_status gb__io_read_file(gb_ctx *ctx, const char *what, const char *path, size_t max,
                         unsigned char **bufp, size_t *lenp, int *open_errno) {
@@ -69,4 +71,33 @@ gb_status gb__io_read_file(gb_ctx *ctx, const char *what, const char *path, size
     *bufp = buf;
     *lenp = n;
     return GB_OK;
+}
+
+/* Write len bytes to path atomically: into "<path>.tmp.<pid>" first, fsync,
+ * then rename over path, so a failure never leaves a partial file under the
+ * final name (a reader sees the old file or the whole new one). */
+gb_status gb__io_write_file(gb_ctx *ctx, const char *what, const char *path, const void *data, size_t len) {
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    if (!tmp) return gb__err(ctx, GB_ERR_NOMEM, "%s: %s: out of memory", what, path);
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        gb_status st = gb__err(ctx, GB_ERR_IO, "%s: %s: cannot create %s: %s", what, path, tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    gb_status st = GB_OK;
+    errno = 0;
+    if ((len && fwrite(data, 1, len, f) != len) || fflush(f) != 0)
+        st = gb__err(ctx, GB_ERR_IO, "%s: %s: write error: %s", what, path, strerror(errno ? errno : EIO));
+    /* EINVAL: the file type (a pipe, /dev/null) cannot be synced — fine. */
+    if (!st && fsync(fileno(f)) != 0 && errno != EINVAL)
+        st = gb__err(ctx, GB_ERR_IO, "%s: %s: fsync: %s", what, path, strerror(errno));
+    if (fclose(f) != 0 && !st) st = gb__err(ctx, GB_ERR_IO, "%s: %s: close: %s", what, path, strerror(errno));
+    if (!st && rename(tmp, path) != 0)
+        st = gb__err(ctx, GB_ERR_IO, "%s: %s: cannot rename %s into place: %s", what, path, tmp, strerror(errno));
+    if (st) remove(tmp);
+    free(tmp);
+    return st;
 }

@@ -39,6 +39,9 @@ gb_status gb__err(gb_ctx *ctx, gb_status st, const char *fmt, ...)
  * GB_ERR_NOMEM. */
 gb_status gb__io_read_file(gb_ctx *ctx, const char *what, const char *path, size_t max,
                            unsigned char **buf, size_t *len, int *open_errno);
+/* Write len bytes to path atomically (temporary name, fsync, rename): no
+ * partial file is ever left under path. what names the file kind in errors. */
+gb_status gb__io_write_file(gb_ctx *ctx, const char *what, const char *path, const void *data, size_t len);
 
 /* ---- attributes ---------------------------------------------------------- */
 

@@ -51,6 +51,21 @@ gb_status gb__explain_pass(gb_explainer *e, gb_explanation *r, const float *x_ro
                            const int64_t *item_of_row, const char *wrt, const gb_rule *rules,
                            int n_rules, double *values, float *grad, float *act);
 
+/* Forward-only evaluation of perturbed copies of x, for the perturbation
+ * methods (occlusion, feature_ablation, rise, lime, kernel_shap,
+ * shapley_sampling). Row k is x_rows[k * item_numel ...]; it equals item
+ * item_of_row[k] of x except inside the spatial box
+ *     boxes[4k .. 4k + 3] = h0, h1, w0, w1   (half-open, input pixels)
+ * (boxes == NULL: rows may differ anywhere). Fills values[k] = f_item(row).
+ * perturb_pass.c decides per batch whether incremental inference (only the
+ * activations the changed box can reach are recomputed from the cached pass
+ * on x; Nakandala et al. 2019) pays, and otherwise runs gb__explain_pass.
+ * Either way the values are those of a full forward pass (up to summation
+ * order). Adds n_rows to r->rows. */
+gb_status gb__explain_forward_perturbed(gb_explainer *e, gb_explanation *r, const gb_tensor *x,
+                                        const float *x_rows, int64_t n_rows, const int64_t *item_of_row,
+                                        const int64_t *boxes, double *values);
+
 /* Shape of one item of tensor `name` (NULL = the input) at the current input
  * shape: *ndim and dims with dims[0] = 1 (from the last pass). *item_numel is
  * the product. GB_ERR_NOT_FOUND naming it if there is no such tensor. */

@@ -5,7 +5,7 @@
 # test data, Debian's PyTorch/torchvision/onnx/numpy, Fashion-MNIST, clang.
 set -eu
 PKGS="build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
-libopenblas-openmp-dev libstb-dev libcjson-dev zlib1g-dev libcmocka-dev python3-pil python3 python3-numpy python3-torch python3-torchvision
+libopenblas-openmp-dev libstb-dev libcjson-dev libdnnl-dev zlib1g-dev libcmocka-dev python3-pil python3 python3-numpy python3-torch python3-torchvision
 python3-onnx dataset-fashion-mnist clang libclang-rt-14-dev libomp-14-dev valgrind"
 missing=""
 for p in $PKGS; do

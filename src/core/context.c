@@ -1,5 +1,6 @@
 /* context.c — status strings, the error-carrying context, attribute lookup. */
 #include "engine/ir.h"
+#include "ops/conv_dnnl.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -22,11 +23,16 @@ gb_status gb_ctx_create(gb_ctx **out) {
     gb_ctx *c = calloc(1, sizeof *c);
     if (!c) return GB_ERR_NOMEM;
     c->n_threads = 2;
+    gb__dnnl_ctx_init(c);   /* optional: without it convolutions use im2col + SGEMM */
     *out = c;
     return GB_OK;
 }
 
-void gb_ctx_free(gb_ctx *ctx) { free(ctx); }
+void gb_ctx_free(gb_ctx *ctx) {
+    if (!ctx) return;
+    gb__dnnl_ctx_free(ctx);
+    free(ctx);
+}
 
 const char *gb_ctx_errmsg(const gb_ctx *ctx) { return ctx ? ctx->errmsg : "no context"; }
 

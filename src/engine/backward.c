@@ -133,6 +133,8 @@ static gb_status seed_gradient(gb_session *s, const gb_seed *seed, int id) {
     return GB_OK;
 }
 
+static gb_status sweep(gb_session *s, const gb_rule *rules, int n_rules, int *zero_at);
+
 gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule *rules, int n_rules) {
     gb_model *m = s->m;
     gb_ctx *ctx = s->ctx;
@@ -187,7 +189,6 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
             return gb__err(ctx, GB_ERR_NOMEM, "out of memory for %zu gradient values", total);
         }
     }
-    memset(s->garena, 0, sizeof(float) * total);
     size_t off = 0;
     for (int id = 0; id < nt; id++)
         if (need[id]) {
@@ -195,17 +196,50 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
             s->g[id].data = s->garena + off;
             off += (size_t)s->t[id].numel;
         }
+    /* Each gradient buffer is zeroed just before the sweep first accumulates
+     * into it — at its last consumer (`zero_at`) — rather than the whole
+     * arena up front: the memory is then still in cache when the first
+     * backward kernel adds to it. */
+    int *zero_at = malloc(sizeof(int) * ((size_t)nt + 1));
+    if (!zero_at) {
+        free(need);
+        return gb__err(ctx, GB_ERR_NOMEM, "out of memory");
+    }
+    for (int id = 0; id < nt; id++) zero_at[id] = -1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        if (s->folded[i]) continue;
+        const gb__node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0 && need[n->in[k]]) zero_at[n->in[k]] = i;
+    }
     free(need);
+    memset(s->g[seed_id].data, 0, sizeof(float) * (size_t)s->g[seed_id].numel);
+    zero_at[seed_id] = -1;
     gb_status st = seed_gradient(s, seed, seed_id);
-    if (st) return st;
+    if (!st) st = sweep(s, rules, n_rules, zero_at);
+    free(zero_at);
+    if (!st) s->has_grad = true;
+    return st;
+}
 
-    /* Step 3: reverse sweep. */
-    rule_impl ri = {.s = s, .ex = {.n_threads = ctx->n_threads, .ws = s->ws, .ws_size = s->ws_size}};
+/* Step 3: the reverse sweep (see the top of the file). */
+static gb_status sweep(gb_session *s, const gb_rule *rules, int n_rules, int *zero_at) {
+    gb_ctx *ctx = s->ctx;
+    const gb_model *m = s->m;
+    gb_status st;
+    rule_impl ri = {.s = s, .ex = GB__EXEC_INIT(ctx, s->ws, s->ws_size)};
     const gb_tensor *in[MAX_IO], *out[MAX_IO], *dout[MAX_IO], *rin[MAX_IO], *rout[MAX_IO];
     gb_tensor *din[MAX_IO], rin_t[MAX_IO], rout_t[MAX_IO];
     for (int i = m->n_nodes - 1; i >= 0; i--) {
         const gb__node *n = &m->nodes[i];
         if (s->folded[i]) continue;
+        for (int k = 0; k < n->n_in; k++) {
+            int id = n->in[k];
+            if (id >= 0 && zero_at[id] == i) {
+                memset(s->g[id].data, 0, sizeof(float) * (size_t)s->g[id].numel);
+                zero_at[id] = -1;   /* a node may list the same input twice */
+            }
+        }
         bool any_out = false, any_in = false;
         for (int k = 0; k < n->n_out; k++) {
             if (n->out[k] < 0) { /* omitted optional output */
@@ -260,7 +294,6 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
             return gb__err(ctx, st, "%s (%s): no gradient is implemented for this op", n->name, n->op_type);
         if (st) return gb__err(ctx, st, "%s (%s): backward failed", n->name, n->op_type);
     }
-    s->has_grad = true;
     return GB_OK;
 }
 

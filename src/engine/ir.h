@@ -24,6 +24,8 @@ struct gb_ctx {
     char errmsg[4096];
     int n_threads;
     size_t mem_limit;      /* 0 = unlimited */
+    void *dnnl_engine;     /* oneDNN engine and stream (src/ops/conv_dnnl.c), */
+    void *dnnl_stream;     /* NULL when oneDNN is not built in or turned off */
 };
 
 /* Record a formatted message on ctx and return `st`. Never prints. */
@@ -96,7 +98,14 @@ typedef struct {
     int n_threads;
     void *ws;              /* scratch of at least the bytes op->infer asked for */
     size_t ws_size;
+    void *dnnl_engine;     /* the context's oneDNN engine and stream, or NULL */
+    void *dnnl_stream;     /* (kernels then use their own code paths) */
 } gb__exec;
+
+/* The execution environment of a context: its threads and oneDNN handles. */
+#define GB__EXEC_INIT(ctx_, ws_, ws_size_)                                               \
+    ((gb__exec){.n_threads = (ctx_)->n_threads, .ws = (ws_), .ws_size = (ws_size_),      \
+                .dnnl_engine = (ctx_)->dnnl_engine, .dnnl_stream = (ctx_)->dnnl_stream})
 
 /* ---- the operator interface --------------------------------------------- */
 

@@ -201,7 +201,7 @@ static gb_status infer_and_fold(gb_session *s) {
         }
         if (n->op->alias) continue;
         if ((st = ensure_ws(s, ws))) return st;
-        gb__exec ex = {.n_threads = ctx->n_threads, .ws = s->ws, .ws_size = s->ws_size};
+        gb__exec ex = GB__EXEC_INIT(ctx, s->ws, s->ws_size);
         st = n->op->forward(n, (const gb_tensor *const *)in, out, &ex);
         if (st) return gb__err(ctx, st, "%s (%s): evaluation at plan time failed (invalid index or value)", n->name,
                                n->op_type);
@@ -400,7 +400,7 @@ gb_status gb_session_run(gb_session *s, const gb_tensor *const *inputs, int n_in
     for (int i = 0; i < n_inputs; i++)
         if (!s->is_const[m->inputs[i]]) s->t[m->inputs[i]].data = inputs[i]->data;
     openblas_set_num_threads(s->ctx->n_threads);
-    gb__exec ex = {.n_threads = s->ctx->n_threads, .ws = s->ws, .ws_size = s->ws_size};
+    gb__exec ex = GB__EXEC_INIT(s->ctx, s->ws, s->ws_size);
     gb_tensor *in[MAX_IO], *out[MAX_IO];
     for (int i = 0; i < m->n_nodes; i++) {
         const gb__node *n = &m->nodes[i];

@@ -57,6 +57,7 @@
  * parallel with OpenMP; SGEMM is never called inside a parallel region
  * (OpenBLAS's OpenMP build shares the thread pool).
  */
+#include "ops/conv_dnnl.h"
 #include "ops/util.h"
 
 #include <cblas.h>
@@ -396,6 +397,17 @@ static int64_t conv_ws_floats(const conv_geom *g) {
     return kg * pl.cols + (pl.items > 1 ? mg * pl.cols : 0);
 }
 
+/* The oneDNN form of a Conv-oriented geometry with at most 2 spatial dims
+ * (1-D convs as 1 x W); false for 3-D. */
+static bool dnnl_geom(const conv_geom *g, gb__dnnl_conv *c) {
+    if (g->x_sp[0] != 1 || g->y_sp[0] != 1 || g->k[0] != 1 || g->pb[0] != 0 || g->pe[0] != 0) return false;
+    *c = (gb__dnnl_conv){.n = g->n, .c_in = g->c_in, .c_out = g->c_out, .group = g->group,
+                         .ih = g->x_sp[1], .iw = g->x_sp[2], .oh = g->y_sp[1], .ow = g->y_sp[2],
+                         .kh = g->k[1], .kw = g->k[2], .sh = g->s[1], .sw = g->s[2], .dh = g->d[1], .dw = g->d[2],
+                         .pt = g->pb[1], .pl = g->pb[2], .pb = g->pe[1], .pr = g->pe[2]};
+    return true;
+}
+
 /* ---- infer -------------------------------------------------------------- */
 
 static gb_status conv_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in,
@@ -414,6 +426,16 @@ static gb_status conv_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in
     int64_t ws;
     if (!p->transpose) {
         ws = conv_ws_floats(&g);
+        /* oneDNN (when built in) runs forward and input gradient; its
+         * reorder buffers share the workspace with the im2col path, which
+         * stays the fallback and computes weight gradients */
+        gb__dnnl_conv dc;
+        bool dnnl_ok = false;
+        if (gb__dnnl_enabled(ctx) && dnnl_geom(&g, &dc)) {
+            size_t db = gb__dnnl_conv_ws(ctx, &dc, n->n_in > 2 && in[2], &dnnl_ok);
+            int64_t dfl = (int64_t)((db + sizeof(float) - 1) / sizeof(float));
+            if (dnnl_ok && dfl > ws) ws = dfl;
+        }
         /* 2 * N * C_out * prod(out) * (C_in/group) * prod(k) */
         *flops = 2.0 * (double)g.n * (double)g.c_out * (double)prod3(g.y_sp) *
                  (double)(g.c_in / g.group) * (double)kvol;
@@ -941,6 +963,9 @@ static gb_status conv_forward(const gb__node *n, const gb_tensor *const *in,
     if (conv_geometry(NULL, n, in, &g) != GB_OK) return GB_ERR_ARG;
     if ((size_t)conv_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
     const float *b = n->n_in > 2 && in[2] ? GB_CF32(in[2]) : NULL;
+    gb__dnnl_conv dc;
+    if (dnnl_geom(&g, &dc) && gb__dnnl_conv_forward(ex, &dc, GB_F32(out[0]), GB_CF32(in[0]), GB_CF32(in[1]), b, false))
+        return GB_OK;
     conv_run(&g, GB_F32(out[0]), GB_CF32(in[0]), GB_CF32(in[1]), b, false, ex->ws,
              ex->n_threads);
     return GB_OK;
@@ -961,7 +986,9 @@ static gb_status conv_backward(const gb__node *n, const gb_tensor *const *in,
     if ((size_t)conv_ws_floats(&g) * sizeof(float) > ex->ws_size) return GB_ERR_ARG;
     const float *x = GB_CF32(in[0]), *w = GB_CF32(in[1]), *dy = GB_CF32(dout[0]);
     const int nt = ex->n_threads;
-    if (din[0]) conv_dx(&g, GB_F32(din[0]), dy, w, ex->ws, nt);
+    gb__dnnl_conv dc;
+    if (din[0] && !(dnnl_geom(&g, &dc) && gb__dnnl_conv_dx(ex, &dc, GB_F32(din[0]), dy, w)))
+        conv_dx(&g, GB_F32(din[0]), dy, w, ex->ws, nt);
     if (din[1]) conv_dw(&g, GB_F32(din[1]), x, dy, ex->ws, nt);
     if (n->n_in > 2 && in[2] && din[2])
         bias_grad(GB_F32(din[2]), dy, g.n, g.c_out, prod3(g.y_sp), nt);

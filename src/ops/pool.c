@@ -258,6 +258,13 @@ static gb_status pool_infer(gb_ctx *ctx, const gb__node *n, gb_tensor *const *in
  * k taps spaced d apart that land inside [0, in). */
 static inline void tap_range(int64_t start, int64_t k, int64_t d, int64_t in, int64_t *lo,
                              int64_t *hi) {
+    if (d == 1) { /* the common case, without 64-bit divisions (they dominated MaxPool's time) */
+        *lo = start < 0 ? -start : 0;
+        *hi = in - start < k ? in - start : k;
+        if (*hi < 0) *hi = 0;
+        if (*lo > *hi) *lo = *hi;
+        return;
+    }
     *lo = start < 0 ? (-start + d - 1) / d : 0;
     *hi = start > in - 1 ? 0 : (in - 1 - start) / d + 1;
     if (*hi > k) *hi = k;
@@ -291,17 +298,22 @@ static void pool_row(const pool_params *p, const pool_geom *g, const float *x, f
         int64_t w_lo, w_hi;
         tap_range(sw, g->k[2], g->d[2], g->in[2], &w_lo, &w_hi);
         if (p->kind == POOL_MAX) {
+            /* Branch-free: a data-dependent `if` here mispredicted on half
+             * the taps and made MaxPool cost more than a convolution. NaN
+             * propagates through the flag instead of the comparison. */
             float m = -INFINITY;
+            int nan = 0;
             for (int64_t jd = d_lo; jd < d_hi; jd++)
                 for (int64_t jh = h_lo; jh < h_hi; jh++) {
                     const float *row =
                         x + ((sd + jd * g->d[0]) * g->in[1] + (sh + jh * g->d[1])) * g->in[2];
                     for (int64_t jw = w_lo; jw < w_hi; jw++) {
                         float v = row[sw + jw * g->d[2]];
-                        if (v > m || v != v) m = v;  /* v != v: NaN propagates */
+                        m = v > m ? v : m;
+                        nan |= v != v;
                     }
                 }
-            y[ow] = m;
+            y[ow] = nan ? NAN : m;
         } else {
             float sum = 0.0f;
             for (int64_t jd = d_lo; jd < d_hi; jd++)
@@ -378,11 +390,11 @@ static void pool_row_backward(const pool_params *p, const pool_geom *g, const fl
                         int64_t o = row + sw + jw * g->d[2];
                         float v = x[o];
                         /* strict >: ties keep the first; -inf taps still win
-                         * an empty slot; the first NaN sticks */
-                        if (arg < 0 || v > m || (v != v && m == m)) {
-                            m = v;
-                            arg = o;
-                        }
+                         * an empty slot; the first NaN sticks. Selects, not
+                         * branches (see pool_row). */
+                        int take = (arg < 0) | (v > m) | ((v != v) & (m == m));
+                        m = take ? v : m;
+                        arg = take ? o : arg;
                     }
                 }
             if (arg >= 0) dx[arg] += dy[ow];

@@ -44,7 +44,10 @@ For each model NAME the script writes into --out:
   NAME.torch32_err.npy [input, activation] relative L2 error of PyTorch's own
                        float32 gradients against the float64 ones, then the
                        same for float64 gradients at an input perturbed by
-                       1e-6 (relative): how chaotic the exact gradient is.
+                       1e-6 (relative), then for float64 gradients with every
+                       ReLU / max-pool kink within float32 rounding flipped
+                       (explain_reference.py's "kinks"): how chaotic the
+                       exact gradient is.
   NAME.meta.json       opset, top-1 index, logits statistics, versions, ONNX
                        op-type histogram per exported file, timings.
 
@@ -227,6 +230,10 @@ def cached(out, name, opset, variants):
         return None
     if meta.get("opset") != opset:
         return None
+    import explain_reference as er
+    if (np.load(os.path.join(out, f"{name}.torch32_err.npy")).size != ERR_VALUES
+            or meta.get("kinks_c_tau") != er.C_TAU):
+        return None
     for v in variants:
         if v not in meta.get("variants_requested", []):
             return None
@@ -268,6 +275,21 @@ def gradients(model, x, dtype, top1=None):
     return top1, grad, grad_act, act.detach(), logits.detach()
 
 
+def kink_gradients(model, model64, x, top1):
+    """The float64 gradients of gradients() with the kinks within float32
+    rounding flipped (explain_reference.record_kinks / backward_rules)."""
+    import explain_reference as er
+    store = []
+    with torch.no_grad(), er.record_kinks(store):
+        model(x.float())
+    with er.backward_rules(None, [0], store):
+        _, gk, gak, _, _ = gradients(model64, x.double(), torch.float64, top1)
+    return gk, gak
+
+
+ERR_VALUES = 6   # entries of NAME.torch32_err.npy (older caches have 4: re-exported)
+
+
 def run_one(out, name, opset, variants):
     t0 = time.time()
     model = build(name)
@@ -288,8 +310,15 @@ def run_one(out, name, opset, variants):
     g = torch.Generator().manual_seed(INPUT_SEED + 1)
     xp = x.double() * (1 + 1e-6 * torch.randn(x.shape, generator=g, dtype=torch.float64))
     _, gradp, grad_actp, _, _ = gradients(model64, xp, torch.float64, top1)
+    # ...and with every ReLU / max-pool kink that float32 rounding could flip
+    # taken the other way (explain_reference.py's "kinks" measure: a
+    # pre-activation within float32 rounding of 0 decides part of the
+    # gradient, so any float32 implementation — another convolution
+    # algorithm, say — may land on either side of it).
+    gk, gak = kink_gradients(model, model64, x, top1)
     err = np.array([rel_l2(grad, grad64), rel_l2(grad_act, grad_act64),
-                    rel_l2(gradp, grad64), rel_l2(grad_actp, grad_act64)], dtype=np.float64)
+                    rel_l2(gradp, grad64), rel_l2(grad_actp, grad_act64),
+                    rel_l2(gk, grad64), rel_l2(gak, grad_act64)], dtype=np.float64)
     np.save(os.path.join(out, f"{name}.act.npy"), act.numpy().astype(np.float32))
     np.save(os.path.join(out, f"{name}.grad_act.npy"), grad_act64.numpy().astype(np.float32))
     np.save(os.path.join(out, f"{name}.grad_input64.npy"), grad64.numpy().astype(np.float32))
@@ -339,6 +368,7 @@ def run_one(out, name, opset, variants):
         "logits_absmax": float(logits.abs().max()),
         "grad_absmax": float(grad.abs().max()),
         "n_batchnorm": n_bn,
+        "kinks_c_tau": __import__("explain_reference").C_TAU,
         "torch_seconds": round(t_torch, 2),
         "total_seconds": round(time.time() - t0, 2),
     }

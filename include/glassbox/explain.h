@@ -93,6 +93,43 @@
  *   spatial size (o.upsample), or the layer's (N, 1, h, w) without it;
  *   guided_gradcam's has the input's shape (guided backprop x Grad-CAM).
  *
+ * Perturbation family (src/methods/perturb.c, perturb_surrogate.c,
+ *   perturb_rise.c; docs/perturb.md): forward passes only, on copies of x
+ *   with parts replaced by the baseline (GB_BASELINE_ZERO or _TENSOR):
+ *   occlusion (Zeiler & Fergus 2014, as Captum's Occlusion: o.window,
+ *   o.stride), feature_ablation, shapley_sampling (Strumbelj & Kononenko
+ *   2010), lime (Ribeiro et al. 2016, as Captum's Lime), kernel_shap (Lundberg
+ *   & Lee 2017, efficiency exact) over a feature mask (o.feature_mask, o.grid
+ *   or SLIC superpixels: segment.h), and rise (Petsiuk et al. 2018). attr has
+ *   the input's shape (a feature's value on each of its elements).
+ *   kernel_shap and shapley_sampling report delta = sum of the feature values
+ *   - (f(x) - f(x')) and baseline_value. o.n_samples: masks (rise),
+ *   coalitions (lime, kernel_shap), default 1000; permutations
+ *   (shapley_sampling), default 25.
+ *
+ * Relevance family (src/methods/lrp.c, deeplift.c; docs/relevance.md): backward
+ *   passes under replaced rules (gb_rule), attr has the input's (or o.layer's)
+ *   shape, delta is reported.
+ *   lrp            Layer-wise Relevance Propagation (Bach et al. 2015; Montavon
+ *                  et al. 2019): R = f(x) enters at the target and is mapped
+ *                  layer by layer with Zennit's rules and composites
+ *                  (o.lrp_composite / lrp_rule / lrp_first_rule); BatchNorm is
+ *                  folded into the layer before it; residual Adds and average
+ *                  pools split R in proportion to the contributions; max-pools
+ *                  pass it to the winner; a product with a sigmoid gate (SiLU,
+ *                  squeeze-excitation) gives it all to the signal (Arras et al.
+ *                  2017). With o.layer: the relevance at that
+ *                  tensor. delta = sum(attr) - f(x) (0 for LRP-0 on a bias-free
+ *                  ReLU network). baseline_value = 0.
+ *   deeplift       DeepLIFT (Shrikumar et al. 2017), Rescale rule (or RevealCancel,
+ *                  o.deeplift_rule, for nonlinearities fed by a layer), against the
+ *                  reference o.baseline (zero, blur, uniform, tensor (1, ...) or
+ *                  (N, ...)): attr = (x - x') * multipliers, summing to
+ *                  f(x) - f(x') (delta); Captum's maxpool rule; Mul of two
+ *                  activations split exactly. With o.layer: (y - y') * m_y.
+ *   deeplift_shap  DeepLIFT averaged over every reference of a set (K, ...)
+ *                  (Captum's DeepLiftShap); baseline_value = mean f(x').
+ *
  * Baselines x' (IG; the set gradient_shap draws from), by o.baseline:
  *   GB_BASELINE_ZERO     all zeros (in the model's input space, i.e. after
  *                        normalisation).
@@ -209,6 +246,19 @@ typedef enum {
     GB_BASELINE_COUNT
 } gb_baseline_kind;
 
+/* LIME's surrogate (perturbation family): Lasso(alpha) and Ridge(alpha) as
+ * scikit-learn's, weighted, with an intercept; LINEAR plain weighted least
+ * squares (the minimum-norm solution when rank-deficient). */
+typedef enum {
+    GB_SURROGATE_LASSO,
+    GB_SURROGATE_RIDGE,
+    GB_SURROGATE_LINEAR,
+    GB_SURROGATE_COUNT
+} gb_surrogate;
+
+/* DeepLIFT's rule for nonlinearities (Shrikumar et al. 2017, sec. 3.5). */
+typedef enum { GB_DEEPLIFT_RESCALE, GB_DEEPLIFT_REVEAL_CANCEL, GB_DEEPLIFT_RULE_COUNT } gb_deeplift_rule;
+
 typedef struct gb_explain_opts {
     gb_target target;            /* default: top-1 */
     const char *layer;           /* attribute to this tensor; NULL = the input */
@@ -230,6 +280,50 @@ typedef struct gb_explain_opts {
     /* CAM family */
     int relu;                    /* ReLU on the combined map (Grad-CAM's eq. 2); default 1 */
     int upsample;                /* bilinear upsampling to x's H, W; default 1 */
+    /* Perturbation family (src/methods/perturb*.c; zero = the default) */
+    int window[2];               /* occlusion window (H, W) in pixels, over all channels;
+                                    0 = ceil(H / 8), ceil(W / 8) */
+    int stride[2];               /* occlusion strides; 0 = half the window (at least 1) */
+    const gb_tensor *feature_mask;   /* label map (segment.h): (H, W) for every item or
+                                    (N, H, W) one per item (unit dims allowed), or one
+                                    label per element of an item ((1, ...) or (N, ...));
+                                    integer values >= 0, renumbered 0..M-1 in order */
+    int grid[2];                 /* no feature_mask: a grid of cells (H, W) pixels */
+    int segments;                /* neither: SLIC superpixels of each item; 0 = 50 */
+    double compactness;          /* SLIC m (segment.h) on the item scaled to [0, 100]; 0 = 10 */
+    gb_surrogate surrogate;      /* lime's linear model; default GB_SURROGATE_LASSO */
+    double alpha;                /* its regularisation; 0 = 0.01 lasso (Captum's Lime), 1 ridge */
+    double kernel_width;         /* lime's kernel width on cosine distance; 0 = 1 (Captum's) */
+    int rise_cells;              /* RISE's low-resolution mask side s; 0 = 7 */
+    double rise_p;               /* RISE's keep probability; 0 = 0.5 */
+    /* called after each pass with the rows done and the total (both methods' own
+       rows over all items); NULL = none. The CLI shows progress with it. */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *progress_user;
+    /* test hooks: with S = o.n_samples and M features, instead of draws,
+     * fixed_coalitions: (N * S, M) 0/1 samples (lime, kernel_shap; one mask for
+     * all items), fixed_perms: (N * S, M) permutations (shapley_sampling). */
+    const float *fixed_coalitions;
+    const int64_t *fixed_perms;
+    /* Relevance family (src/methods/lrp.c, deeplift.c; docs/relevance.md; zero = default) */
+    const char *lrp_composite;   /* "epsilon_plus" (default), "epsilon_gamma_box",
+                                    "epsilon_alpha2_beta1", "epsilon_plus_flat",
+                                    "epsilon_alpha2_beta1_flat", "epsilon"; NULL = default,
+                                    or none when lrp_rule is set */
+    const char *lrp_rule;        /* one rule for every conv and dense layer: "epsilon",
+                                    "zplus", "alpha1beta0", "alpha2beta1", "alphabeta",
+                                    "gamma", "zbox", "wsquare", "flat"; NULL = the composite's */
+    const char *lrp_first_rule;  /* the first layer's rule (overrides); NULL = the composite's */
+    double lrp_epsilon;          /* the epsilon rule's; 0 = 1e-6 (Zennit's), < 0 = exactly 0 */
+    double lrp_gamma;            /* the gamma rule's; 0 = 0.25 (Zennit's) */
+    double lrp_alpha;            /* alpha of "alphabeta" (beta = alpha - 1); 0 = 2 */
+    const float *lrp_low, *lrp_high;  /* zbox input bounds, lrp_box_n values each: one for
+                                    all, or one per channel (axis 1) */
+    int lrp_box_n;               /* 0 = each channel's min and max over x */
+    int deeplift_rule;           /* GB_DEEPLIFT_RESCALE (default) or GB_DEEPLIFT_REVEAL_CANCEL */
+    int deeplift_maxpool_grad;   /* 1: max-pooling by its gradient (what Captum's DeepLift
+                                    computes on torch 1.13, whose maxpool hook does not fire;
+                                    not summation-exact); 0 = Captum's maxpool() rule */
     /* Test hooks: fixed draws instead of the generator (NULL = draw). With
      * S samples per item and N items, draw (n, s) is number n * S + s.
      * fixed_noise: float32, N * S * (elements of one item) values, the
@@ -280,6 +374,12 @@ typedef struct gb_explanation {
     double *delta;                /* (N,) completeness delta, or NULL */
     int64_t rows;                 /* points evaluated (forward+backward rows) */
     double seconds;               /* wall time of the method */
+    /* perturbation methods over features (feature_ablation, shapley_sampling, lime,
+       kernel_shap): the label map used, (N, H, W) int64 0..M_n-1 (or (N, item) for
+       per-element masks), else NULL; lime / kernel_shap: the surrogate's weighted
+       R^2 on its samples per item (N,), else NULL */
+    gb_tensor *features;
+    double *fit_r2;
 } gb_explanation;
 
 void gb_explanation_free(gb_explanation *r);

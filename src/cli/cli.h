@@ -14,6 +14,15 @@ int gb_cmd_run(int argc, char **argv);
 int gb_cmd_grad(int argc, char **argv);
 int gb_cmd_predict(int argc, char **argv);
 int gb_cmd_explain(int argc, char **argv);
+int gb_cmd_concepts_gen(int argc, char **argv);
+int gb_cmd_dissect(int argc, char **argv);
+int gb_cmd_tcav(int argc, char **argv);
+int gb_cmd_probe(int argc, char **argv);
+int gb_cmd_segment(int argc, char **argv);
+int gb_cmd_features(int argc, char **argv);
+int gb_cmd_maximize(int argc, char **argv);
+int gb_cmd_invert(int argc, char **argv);
+int gb_cmd_train_decoder(int argc, char **argv);
 
 /* Print "glassbox: <msg>" to stderr as one line. */
 void gb_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

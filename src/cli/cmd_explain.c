@@ -10,6 +10,8 @@
 #include "cli/cli_common.h"
 #include "glassbox/explain.h"
 #include "glassbox/heatmap.h"
+#include "cli/cli_perturb.h"
+#include "cli/cli_relevance.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -55,7 +57,10 @@ static void help(FILE *f) {
             "                      (the black image, preprocessed), blur (Gaussian, --blur-sigma, default\n"
             "                      max(H,W)/8), uniform (noise in the input's range), or a .npy\n"
             "                      (gradient_shap: a set of baselines)\n"
-            "\nmethods:\n");
+            "\n");
+    gb_cli_perturb_help(f);
+    gb_cli_relevance_help(f);
+    fprintf(f, "\nmethods:\n");
     for (int i = 0; i < gb_method_count(); i++) {
         const gb_method *m = gb_method_at(i);
         fprintf(f, "  %-21s %s (%s)\n", m->name, m->summary, m->paper);
@@ -67,6 +72,8 @@ typedef struct {
     const char *methods[MAX_METHODS];
     int n_methods;
     gb_cli_list images, over;
+    gb_cli_perturb pt;           /* perturbation methods (cli_perturb.c) */
+    gb_cli_relevance rel;        /* relevance methods (cli_relevance.c) */
     gb_explain_opts o;
     double percentile;
     int threads;
@@ -190,6 +197,10 @@ static int parse_args(int argc, char **argv, args_t *a) {
         else if (!strcmp(arg, "--out-npy")) a->out_npy = v;
         else if (!strcmp(arg, "--preproc")) {
             if (!gb_cli_list_add(&a->over, v)) return GB_EXIT_FAIL;
+        } else if ((n = gb_cli_perturb_flag(arg, v, &a->o, &a->pt)) != 0) {
+            if (n < 0) return GB_EXIT_USAGE;
+        } else if ((n = gb_cli_relevance_flag(arg, v, &a->o, &a->rel)) != 0) {
+            if (n < 0) return GB_EXIT_USAGE;
         } else {
             gb_cli_error("explain: unknown option '%s' (glassbox explain --help)", arg);
             return GB_EXIT_USAGE;
@@ -222,10 +233,11 @@ static int parse_args(int argc, char **argv, args_t *a) {
         a->o.baseline = GB_BASELINE_TENSOR;
         for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
             if (!strcmp(a->baseline, kinds[k].name)) a->o.baseline = kinds[k].k;
-        if (a->o.baseline == GB_BASELINE_TENSOR && strcmp(a->baseline, "black")) {
+        if (a->o.baseline == GB_BASELINE_TENSOR && strcmp(a->baseline, "black") &&
+            !gb_cli_perturb_baseline_value(a->baseline, &a->pt)) {
             size_t len = strlen(a->baseline);
             if (len < 5 || strcmp(a->baseline + len - 4, ".npy")) {
-                gb_cli_error("--baseline: '%s' is not zero, black, blur, uniform or a .npy file", a->baseline);
+                gb_cli_error("--baseline: '%s' is not zero, black, blur, uniform, a number or a .npy file", a->baseline);
                 return GB_EXIT_USAGE;
             }
         }
@@ -396,6 +408,7 @@ static bool one_method(run_t *R, int mi, const char *png_dir) {
         if (ok)
             printf("%-21s %s%starget %s  value %.4g%s  %.2f s%s\n", method, N > 1 ? R->stems.v[n] : "",
                    N > 1 ? "  " : "", tdesc, r->value[n], extra, r->seconds, where);
+        if (ok) gb_cli_perturb_report(r, n);
     }
     gb_explanation_free(r);
     return ok;
@@ -462,7 +475,7 @@ int gb_cmd_explain(int argc, char **argv) {
         }
         gb_image_free(black);
         a.o.baseline_tensor = baseline;
-    } else if (a.o.baseline == GB_BASELINE_TENSOR) {
+    } else if (a.o.baseline == GB_BASELINE_TENSOR && !a.pt.has_value) {
         if (gb_npy_read(R.ctx, a.baseline, &baseline) ||
             (baseline->dtype != GB_DTYPE_F32 && gb_tensor_cast(R.ctx, baseline, GB_DTYPE_F32))) {
             gb_cli_error("%s", gb_ctx_errmsg(R.ctx));
@@ -518,6 +531,8 @@ int gb_cmd_explain(int argc, char **argv) {
             goto done;
         }
     }
+    if (!gb_cli_perturb_prepare(R.ctx, &a.pt, R.x, &a.o)) goto done;
+    gb_cli_relevance_prepare(&a.rel, R.cm.has_pp ? &R.cm.pp : NULL, &a.o);
     if (a.out_png && N > 1) {
         gb_cli_error("explain: --out-png takes one input item (%lld given); use --out-dir", (long long)N);
         rc = GB_EXIT_USAGE;
@@ -614,6 +629,7 @@ done:
     free(imgs);
     free(R.prob);
     gb_tensor_free(baseline);
+    gb_cli_perturb_free(&a.pt);
     gb_tensor_free(R.x);
     gb_explainer_free(R.e);
     gb_cli_model_close(&R.cm);

@@ -33,7 +33,16 @@ static const struct {
     {"run", gb_cmd_run, "--model M --input x.npy... --out-dir D   run forward, write every output as .npy"},
     {"predict", gb_cmd_predict, "[--model M] --image FILE|DIR... [--top K]   top-K classes with labels and probabilities"},
     {"explain", gb_cmd_explain, "[--model M] [--image F | --input x.npy] --method NAME,...   attribution heatmaps"},
+    {"segment", gb_cmd_segment, "--image F [--model M] [--segments N] [--out-npy labels.npy]   SLIC superpixels"},
     {"grad", gb_cmd_grad, "--model M --input x.npy [--target K] [--at T] --out g.npy   gradient of a logit"},
+    {"concepts-gen", gb_cmd_concepts_gen, "--out DIR --count N [--size S] [--seed S]   synthetic Broden-format concept dataset"},
+    {"dissect", gb_cmd_dissect, "[--model M] --data BRODEN_DIR --layer T[,T...] --out-dir D   Network Dissection"},
+    {"tcav", gb_cmd_tcav, "[--model M] --layer T --concept D --random D... --class-images D --target K --out F.json   TCAV"},
+    {"probe", gb_cmd_probe, "[--model M] --data BRODEN_DIR --layer T[,T...]   linear classifier probes per layer"},
+    {"features", gb_cmd_features, "[--model M] (--image F | --input x.npy) --layer T --out-png FILE   what a layer holds"},
+    {"maximize", gb_cmd_maximize, "[--model M] (--target K | --neuron T:c[,h,w] | --channel T:c) --out-png FILE   activation maximization"},
+    {"invert", gb_cmd_invert, "[--model M] (--image F | --input x.npy) --layer T --out-png FILE   network inversion"},
+    {"train-decoder", gb_cmd_train_decoder, "--layer T --init D0.onnx --dataset x.npy --out D.onnx   learned inversion decoder"},
 };
 
 static void usage(FILE *f) {

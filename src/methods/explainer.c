@@ -2,6 +2,7 @@
  * and the one routine every method uses to evaluate points: gb__explain_pass. */
 #include "methods/methods.h"
 #include "engine/ir.h"
+#include "engine/incremental.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ void gb_explainer_free(gb_explainer *e) {
     gb_session_free(e->s);
     gb_tensor_free(e->rows);
     gb_tensor_free(e->seed);
+    gb__incr_free(e->incr);
     free(e);
 }
 
@@ -52,6 +54,8 @@ void gb_explanation_free(gb_explanation *r) {
     free(r->value);
     free(r->baseline_value);
     free(r->delta);
+    gb_tensor_free(r->features);
+    free(r->fit_r2);
     free(r);
 }
 

@@ -28,12 +28,17 @@ struct gb_explainer {
     gb_tensor *rows;           /* a padded pass's input (fixed-batch models) */
     int64_t rows_cap;          /* its elements */
     gb_tensor *seed;           /* one pass's gradient seed */
+    /* incremental inference for perturbed rows (perturb_pass.c) */
+    struct gb__incr *incr;     /* cached base activations, or NULL */
+    int incremental;           /* 0 auto (FLOP cost model), 1 always where possible, -1 never */
 };
 
 /* Family tables (NULL-terminated), joined by registry.c. */
 extern const gb_method gb__methods_gradient[];
 extern const gb_method gb__methods_integrated[];
 extern const gb_method gb__methods_cam[];
+extern const gb_method gb__methods_perturb[];
+extern const gb_method gb__methods_relevance_lrp[], gb__methods_relevance_deeplift[];   /* lrp.c, deeplift.c */
 
 /* ---- driving the model ---------------------------------------------------------- */
 
@@ -65,6 +70,15 @@ gb_status gb__explain_pass(gb_explainer *e, gb_explanation *r, const float *x_ro
 gb_status gb__explain_forward_perturbed(gb_explainer *e, gb_explanation *r, const gb_tensor *x,
                                         const float *x_rows, int64_t n_rows, const int64_t *item_of_row,
                                         const int64_t *boxes, double *values);
+
+/* Incremental inference controls (perturb_pass.c), for tests and benchmarks:
+ * mode 0 = decide per batch by FLOPs (the default), 1 = incremental whenever
+ * the rows have boxes, -1 = always full passes. Stats: FLOPs that full passes
+ * of the perturbed rows would cost / that were computed, and rows evaluated
+ * incrementally / by full passes, since the explainer was created or reset. */
+void gb__explain_set_incremental(gb_explainer *e, int mode);
+void gb__explain_incremental_stats(gb_explainer *e, bool reset, double *flops_full, double *flops_done,
+                                   int64_t *rows_incr, int64_t *rows_full);
 
 /* Shape of one item of tensor `name` (NULL = the input) at the current input
  * shape: *ndim and dims with dims[0] = 1 (from the last pass). *item_numel is

@@ -8,6 +8,8 @@ static const gb_method *const families[] = {
     gb__methods_gradient,     /* gradient.c: saliency, input_x_gradient, smoothgrad..., guided, deconvnet */
     gb__methods_integrated,   /* integrated.c: integrated_gradients, gradient_shap */
     gb__methods_cam,          /* cam.c: cam, gradcam, gradcam_pp, score_cam, guided_gradcam */
+    gb__methods_perturb,      /* perturb*.c: occlusion, feature_ablation, shapley_sampling, rise, lime, kernel_shap */
+    gb__methods_relevance_lrp, gb__methods_relevance_deeplift,   /* lrp.c: lrp; deeplift.c: deeplift, deeplift_shap */
 };
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
 

@@ -31,6 +31,13 @@ struct gb_explainer {
     /* incremental inference for perturbed rows (perturb_pass.c) */
     struct gb__incr *incr;     /* cached base activations, or NULL */
     int incremental;           /* 0 auto (FLOP cost model), 1 always where possible, -1 never */
+    /* The rows whose forward pass the session holds (a copy), so that a
+     * method's pass at x right after the target-resolving pass on x runs
+     * backward only. Valid within one gb_explain call; code that runs e->s
+     * directly (gb_session_run*) must clear held_valid first. */
+    float *held;
+    int64_t held_cap, held_P;
+    bool held_valid;
 };
 
 /* Family tables (NULL-terminated), joined by registry.c. */

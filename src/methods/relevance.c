@@ -57,6 +57,7 @@ gb_status gb__relevance_pass(gb_explainer *e, gb_explanation *r, const float *x_
         const gb_tensor *T, *W, *in[1] = {&view};
         if (ref_rows) {
             if ((st = chunk_view(e, ref_rows + k0 * e->item_numel, b, &view, &pad))) break;
+            e->held_valid = false;   /* this runs e->s itself (methods.h) */
             st = gb_session_run_reference(e->s, in, 1);
             free(pad);
             pad = NULL;
@@ -70,6 +71,7 @@ gb_status gb__relevance_pass(gb_explainer *e, gb_explanation *r, const float *x_
             }
         }
         if ((st = chunk_view(e, x_rows + k0 * e->item_numel, b, &view, &pad))) break;
+        e->held_valid = false;
         if ((st = gb_session_run(e->s, in, 1))) break;
         int64_t P = view.dims[0];
         if (!(T = gb_session_tensor(e->s, r->target_tensor))) {

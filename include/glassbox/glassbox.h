@@ -222,6 +222,12 @@ typedef struct {
     const gb_tensor *seed;   /* full upstream gradient, same shape as tensor */
     const int64_t *classes;  /* one index per batch item: d tensor[n, classes[n]] */
     int64_t element;         /* flat element index (when seed and classes are NULL) */
+    /* Optional: the one tensor whose gradient is wanted (NULL = every graph
+     * input and, with gb_session_param_grads, parameter). The pass then
+     * stops there: only tensors between it and the seed get gradients (a
+     * Grad-CAM layer near the head costs a few nodes, not the network), and
+     * gb_session_grad returns NULL for the others. */
+    const char *wrt;
 } gb_seed;
 
 /* A replacement backward for one op type or one node, for one backward pass

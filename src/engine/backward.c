@@ -171,6 +171,37 @@ gb_status gb_session_backward(gb_session *s, const gb_seed *seed, const gb_rule 
             if (id >= 0 && !s->is_const[id] && s->t[id].dtype == GB_DTYPE_F32) need[id] = 1;
         }
     }
+    /* Step 1b: with seed->wrt, only the tensors on a path from it to the
+     * seed (descendants of wrt, in node order). */
+    if (seed && seed->wrt) {
+        int wid = gb__session_lookup(s, seed->wrt);
+        if (wid < 0) {
+            free(need);
+            return gb__err(ctx, GB_ERR_NOT_FOUND, "no tensor named '%s'", seed->wrt);
+        }
+        unsigned char *down = calloc((size_t)nt + 1, 1);
+        if (!down) {
+            free(need);
+            return gb__err(ctx, GB_ERR_NOMEM, "out of memory");
+        }
+        down[wid] = 1;
+        for (int i = 0; i < m->n_nodes; i++) {
+            const gb__node *n = &m->nodes[i];
+            if (s->folded[i]) continue;
+            bool from = false;
+            for (int k = 0; k < n->n_in; k++) from |= n->in[k] >= 0 && down[n->in[k]];
+            if (from)
+                for (int k = 0; k < n->n_out; k++)
+                    if (n->out[k] >= 0) down[n->out[k]] = 1;
+        }
+        for (int id = 0; id < nt; id++) need[id] &= down[id];
+        free(down);
+        if (!need[seed_id]) {   /* the seed does not depend on wrt: no path, nothing to compute */
+            free(need);
+            return gb__err(ctx, GB_ERR_ARG, "tensor '%s' does not depend on '%s': no gradient path", m->tensors[seed_id].name,
+                           seed->wrt);
+        }
+    }
     /* Step 2: one arena for all needed gradients. */
     size_t total = 0;
     for (int id = 0; id < nt; id++)

@@ -162,7 +162,8 @@ gb_status gb__explain_pass(gb_explainer *e, gb_explanation *r, const float *x_ro
             memcpy(sv.dims, T->dims, sizeof sv.dims);
             sv.numel = T->numel;
             gb__target_fill_seed(r, item_of_row + k0, b, &sv);   /* padded rows: zero seed */
-            gb_seed seed = {.tensor = r->target_tensor, .seed = &sv};
+            /* attributing to a hidden tensor: the backward pass stops there */
+            gb_seed seed = {.tensor = r->target_tensor, .seed = &sv, .wrt = wrt};
             if ((st = gb_session_backward(e->s, &seed, rules, n_rules))) return st;
             const gb_tensor *g = gb_session_grad(e->s, wname);
             if (!g) {

@@ -220,6 +220,21 @@ static void test_seeds(void **state) {
     assert_int_equal(gb_session_backward(f->s, &mid, NULL, 0), GB_OK);
     assert_non_null(gb_session_grad(f->s, "input"));
     assert_null(gb_session_grad(f->s, "logits")); /* downstream of the seed: no gradient */
+    /* wrt: the pass stops at that tensor — its gradient is the same as a
+     * full pass's, and nothing below it gets one */
+    gb_seed top = {.tensor = "logits", .seed = seed};
+    assert_int_equal(gb_session_backward(f->s, &top, NULL, 0), GB_OK);
+    gb_tensor *gmid;
+    assert_int_equal(gb_tensor_clone(f->ctx, gb_session_grad(f->s, "/Relu_1_output_0"), &gmid), GB_OK);
+    gb_seed stop = {.tensor = "logits", .seed = seed, .wrt = "/Relu_1_output_0"};
+    assert_int_equal(gb_session_backward(f->s, &stop, NULL, 0), GB_OK);
+    expect_close(gb_session_grad(f->s, "/Relu_1_output_0"), gmid, 0, "gradient with wrt");
+    assert_null(gb_session_grad(f->s, "input"));
+    gb_tensor_free(gmid);
+    gb_seed nowrt = {.tensor = "logits", .seed = seed, .wrt = "no_such_tensor"};
+    assert_int_equal(gb_session_backward(f->s, &nowrt, NULL, 0), GB_ERR_NOT_FOUND);
+    gb_seed nopath = {.tensor = "/conv2/Conv", .element = 5, .wrt = "logits"};   /* logits are downstream */
+    assert_int_equal(gb_session_backward(f->s, &nopath, NULL, 0), GB_ERR_ARG);
     /* errors */
     gb_seed bad = {.tensor = "no_such_tensor"};
     assert_int_equal(gb_session_backward(f->s, &bad, NULL, 0), GB_ERR_NOT_FOUND);
